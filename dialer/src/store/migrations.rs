@@ -1,0 +1,52 @@
+//! Embedded migrations, rendered for the backend's dialect.
+//!
+//! The `.sql` files under `dialer/migrations/` are written once; the only dialect token is
+//! `{{ID}}` (auto-increment primary key). Each database keeps the checksum of its own
+//! rendering, so changing an applied file is still detected.
+
+use std::borrow::Cow;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
+
+use super::{Backend, Store, StoreError};
+
+/// (version, description, text) of every migration, in order.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../../migrations/0001_initial.sql"))];
+
+fn render(sql: &str, backend: Backend) -> String {
+    let id = match backend {
+        Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+        Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+    };
+    sql.replace("{{ID}}", id)
+}
+
+pub(super) fn migrator(backend: Backend) -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(version, desc, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*desc),
+                MigrationType::Simple,
+                AssertSqlSafe(render(sql, backend)).into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+pub(super) async fn pending(store: &Store) -> Result<Vec<i64>, StoreError> {
+    let applied: Vec<i64> = match sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+        .fetch_all(store.pool())
+        .await
+    {
+        Ok(rows) => rows.iter().map(|r| r.try_get::<i64, _>(0)).collect::<Result<_, _>>()?,
+        // No bookkeeping table yet: nothing is applied.
+        Err(sqlx::Error::Database(_)) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(MIGRATIONS.iter().map(|m| m.0).filter(|v| !applied.contains(v)).collect())
+}
