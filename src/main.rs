@@ -1,1 +1,25 @@
-fn main() {}
+//! `pacer`: the outbound predictive dialer and CTI softswitch, as one program.
+//!
+//! This binary is the composition root: it parses the command line, loads the
+//! configuration, opens the store and wires the crates together behind the HTTP server.
+
+mod cli;
+mod http;
+mod logging;
+mod metrics;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

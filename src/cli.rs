@@ -1,0 +1,138 @@
+//! The command line: one subcommand per job.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use pacer_config::Config;
+use pacer_dialer::store::{Store, StoreOptions};
+
+/// Pacer: outbound predictive dialer and CTI softswitch.
+#[derive(Debug, Parser)]
+#[command(name = "pacer", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: HTTP API, metrics, health checks.
+    Serve {
+        /// Configuration file (TOML); defaults run on loopback without one.
+        #[arg(long, short, env = "PACER_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Check a configuration file; print every problem as `key: reason`.
+    CheckConfig {
+        /// The file to check (environment overrides apply too).
+        file: PathBuf,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[arg(long, short, env = "PACER_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run a campaign against a simulated carrier and agents on loopback (not built yet).
+    Demo {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
+    /// Run the pacing simulator on a scenario file (not built yet).
+    Simulate {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
+    /// Import a CSV list of leads (not built yet).
+    Import {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
+}
+
+/// Exit code of commands that exist in the CLI but are not built yet.
+const NOT_BUILT: u8 = 3;
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { config } => {
+            let cfg = load(config.as_deref())?;
+            crate::logging::init(&cfg.logging)?;
+            runtime()?.block_on(crate::serve::serve(cfg))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { file } => match Config::load(Some(&file)) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprint!("{}: {e}", file.display());
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Migrate { config } => {
+            let cfg = load(config.as_deref())?;
+            crate::logging::init(&cfg.logging)?;
+            runtime()?.block_on(async {
+                let store = open_store(&cfg).await?;
+                let pending = store.pending_migrations().await?;
+                store.migrate().await?;
+                println!("{} migration(s) applied; the database is up to date", pending.len());
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { .. } => not_built("demo", "the end-to-end demo (issue #8)"),
+        Command::Simulate { .. } => not_built("simulate", "the pacing simulator (issue #7)"),
+        Command::Import { .. } => not_built("import", "CSV list import (issue #3)"),
+    }
+}
+
+fn not_built(cmd: &str, what: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("pacer {cmd}: not built yet; {what} is still to come. Nothing was done.");
+    Ok(ExitCode::from(NOT_BUILT))
+}
+
+fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+    Config::load(file).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+/// Open the configured database.
+pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
+    let url = cfg.database_url();
+    let opts = StoreOptions {
+        max_connections: cfg.database.max_connections,
+        acquire_timeout: std::time::Duration::from_secs(cfg.database.acquire_timeout_s),
+    };
+    Store::connect(&url, &opts).await.with_context(|| format!("opening the database {}", redact(&url)))
+}
+
+/// A URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redact_hides_passwords_only() {
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("sqlite://data/p.db"), "sqlite://data/p.db");
+    }
+}

@@ -1,0 +1,108 @@
+//! The HTTP server's routes: health checks and metrics (the API routers join here).
+//!
+//! Errors leave as JSON `{"code", "message", "field"?}` with a stable `code`, through
+//! [`ApiError`]; a bad request is never answered with a 500.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use pacer_config::Config;
+use pacer_dialer::store::Store;
+use serde::Serialize;
+
+use crate::metrics::Metrics;
+
+/// What every handler may reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Metrics,
+    pub config: Arc<Config>,
+}
+
+/// An error answer: HTTP status plus a JSON body with a stable `code`.
+#[derive(Debug, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(&self)).into_response()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let metrics_path = state.config.metrics.path.clone();
+    let mut router = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    if state.config.metrics.enabled {
+        router = router.route(&metrics_path, get(metrics));
+    }
+    router
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes as usize))
+        .with_state(state)
+}
+
+/// The process is up and serving.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    ready: bool,
+    database: String,
+    pending_migrations: Vec<i64>,
+}
+
+/// Ready when the database answers and every migration is applied.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let (database, pending) = match state.store.ping().await {
+        Err(e) => (format!("unreachable: {e}"), Vec::new()),
+        Ok(()) => match state.store.pending_migrations().await {
+            Ok(p) => ("ok".to_string(), p),
+            Err(e) => (format!("error: {e}"), Vec::new()),
+        },
+    };
+    let ready = database == "ok" && pending.is_empty();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(Readiness { ready, database, pending_migrations: pending })).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], state.metrics.render()).into_response()
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        code: "not_found",
+        message: format!("no route for {} {}", req.method(), req.uri().path()),
+        field: None,
+    }
+}
+
+/// Count and time every request by its route template (bounded label values).
+async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    state.metrics.http_requests.with_label_values(&[&method, &route, &status]).inc();
+    state.metrics.http_duration.with_label_values(&[&method, &route]).observe(start.elapsed().as_secs_f64());
+    response
+}

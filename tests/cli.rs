@@ -1,0 +1,79 @@
+//! The command line as a user meets it.
+
+mod common;
+
+use std::process::Command;
+
+use common::PACER;
+
+#[test]
+fn check_config_lists_every_mistake_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pacer.toml");
+    std::fs::write(
+        &file,
+        r#"
+[http]
+listen = "127.0.0.1:80800"
+
+[media]
+rtp_port_min = 30000
+rtp_port_max = 20000
+
+[dialer]
+time_zone = "America/Atlantis"
+"#,
+    )
+    .unwrap();
+    let out = Command::new(PACER).arg("check-config").arg(&file).env_remove("PACER_HTTP__LISTEN").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in ["http.listen:", "media.rtp_port_min:", "dialer.time_zone:"] {
+        assert!(err.contains(key), "{key} missing from:\n{err}");
+    }
+    assert!(err.contains("3 problem(s)"), "{err}");
+}
+
+#[test]
+fn check_config_accepts_a_good_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pacer.toml");
+    std::fs::write(&file, "[http]\nlisten = \"127.0.0.1:8081\"\n[[trunks]]\nname = \"carrier\"\nhost = \"sip.example.net\"\n").unwrap();
+    let out = Command::new(PACER).arg("check-config").arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn check_config_on_a_missing_file_fails_clearly() {
+    let out = Command::new(PACER).args(["check-config", "/nonexistent/pacer.toml"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read file"));
+}
+
+#[test]
+fn unbuilt_commands_say_so_and_do_nothing() {
+    for cmd in [&["demo", "--duration", "60"][..], &["simulate", "--scenario", "x.toml"], &["import", "list.csv"]] {
+        let out = Command::new(PACER).args(cmd).output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{cmd:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"), "{cmd:?}");
+    }
+}
+
+#[test]
+fn migrate_creates_and_updates_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || Command::new(PACER).arg("migrate").current_dir(dir.path()).env_remove("PACER_DATABASE__URL").output().unwrap();
+    let first = run();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("1 migration(s) applied"));
+    assert!(dir.path().join("data/pacer.db").exists());
+    let second = run();
+    assert!(String::from_utf8_lossy(&second.stdout).contains("0 migration(s) applied"));
+}
+
+#[test]
+fn serve_with_a_bad_config_names_the_problem() {
+    let out = Command::new(PACER).arg("serve").env("PACER_MEDIA__RTP_PORT_MIN", "7").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("media.rtp_port_min"));
+}
