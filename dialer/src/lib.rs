@@ -14,5 +14,6 @@
 //! # Ok(()) }
 //! ```
 
+pub mod pacing;
 pub mod store;
 pub mod test_support;
