@@ -39,11 +39,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
         args: Vec<String>,
     },
-    /// Run the pacing simulator on a scenario file (not built yet).
-    Simulate {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        args: Vec<String>,
-    },
+    /// Run the pacing engine and ACD in virtual time on a scenario file.
+    Simulate(crate::simulate::SimulateArgs),
     /// Import a CSV list of leads (not built yet).
     Import {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
@@ -85,7 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { .. } => not_built("demo", "the end-to-end demo (issue #8)"),
-        Command::Simulate { .. } => not_built("simulate", "the pacing simulator (issue #7)"),
+        Command::Simulate(args) => crate::simulate::run(args),
         Command::Import { .. } => not_built("import", "CSV list import (issue #3)"),
     }
 }

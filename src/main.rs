@@ -8,6 +8,7 @@ mod http;
 mod logging;
 mod metrics;
 mod serve;
+mod simulate;
 
 use std::process::ExitCode;
 

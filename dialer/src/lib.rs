@@ -15,5 +15,6 @@
 //! ```
 
 pub mod pacing;
+pub mod sim;
 pub mod store;
 pub mod test_support;
