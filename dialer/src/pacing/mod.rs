@@ -15,6 +15,7 @@
 
 mod baselines;
 pub mod predictive;
+mod risk;
 pub mod stats;
 
 use std::time::Duration;

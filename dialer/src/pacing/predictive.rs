@@ -16,22 +16,44 @@
 //! that, if a person answers it, no agent is free within the connect limit — stays under a
 //! margin θ. Supply and demand are sums of independent Bernoulli variables, taken as normal.
 //!
-//! **The margin** follows the abandon budget: θ rises while the campaign abandons less than
-//! its aim (80% of the target) and falls after each abandon; it shrinks further as the
-//! remaining budget nears zero. The engine ([`super::CampaignPacer`]) stops all risky
-//! dialling when one more abandon would cross the target.
+//! **The margin** follows the abandon budget (abandons still allowed within the target):
+//! θ = θᵢ · exp(k · (budget − reserve) / reserve). The proportional part makes a campaign far
+//! under its target dial harder and one near it back off before it crosses; the integral
+//! part θᵢ learns, from each person's outcome, the margin at which this campaign abandons
+//! exactly its target. The engine ([`super::CampaignPacer`]) stops all risky dialling when
+//! one more abandon would cross the target.
 
-use super::stats::{DecayingHistogram, DecayingRate, lognormal_cdf, normal_cdf};
+use super::risk;
+use super::stats::{DecayingHistogram, DecayingRate, lognormal_cdf};
 use super::{CallStage, Explanation, Outcome, PacingInput, PacingSettings, Reason};
 
 /// Grid step, seconds.
 const DT: f64 = 0.5;
-/// Share of the target the controller aims for, leaving room for chance.
-const AIM: f64 = 0.8;
-/// Controller gain per human outcome (log-space).
-const GAIN: f64 = 0.08;
+/// Share of the target the integral part aims for.
+const AIM: f64 = 0.85;
+/// Integral gain per person's outcome (log-space).
+const GAIN: f64 = 0.05;
+/// Abandons the controller keeps in reserve within the budget.
+const RESERVE: f64 = 8.0;
+/// Proportional gain on the budget's distance from the reserve.
+const KP: f64 = 1.5;
+/// Time constant of the dial-rate estimate, seconds.
+const RATE_TAU: f64 = 30.0;
 /// Dials seen before the learned figures are trusted.
 const LEARNING_DIALS: u64 = 20;
+
+/// One grid time at which a new call may turn into a person.
+struct RiskPoint {
+    /// Probability (given a person) that the verdict falls at this time.
+    weight: f64,
+    /// Probability (given a person) that the verdict falls by this time.
+    new_cdf: f64,
+    /// Mean and variance of ready − waiting + supply − demand (normal approximation).
+    mean: f64,
+    var: f64,
+    /// Index and offset of the exact CDF of supply − demand, for small teams.
+    cdf: Option<(usize, i64)>,
+}
 
 pub struct Predictive {
     target: f64,
@@ -50,14 +72,22 @@ pub struct Predictive {
     talk: DecayingHistogram,
     wrap: DecayingHistogram,
     resolved: u64,
+    /// Recent dials, decayed with `RATE_TAU`, and when they were last decayed.
+    recent_dials: f64,
+    rate_at: f64,
     log_theta: f64,
     expected_abandons: f64,
-    // Scratch grids, reused between decisions.
-    supply_mu: Vec<f64>,
-    supply_var: Vec<f64>,
-    demand_mu: Vec<f64>,
-    demand_var: Vec<f64>,
+    // Scratch space, reused between decisions.
+    supply_rows: Vec<f64>,
+    demand_rows: Vec<f64>,
+    /// Expected people from calls not dialled yet, by grid time.
+    future: Vec<f64>,
+    pmf_tmp: Vec<f64>,
     new_cdf: Vec<f64>,
+    points: Vec<RiskPoint>,
+    cdfs: Vec<Vec<f64>>,
+    pmf_s: Vec<f64>,
+    pmf_d: Vec<f64>,
 }
 
 impl Predictive {
@@ -79,13 +109,19 @@ impl Predictive {
             talk: DecayingHistogram::new(1.0, 3600.0, 300.0).with_prior(5.0, lognormal_cdf(120.0, 90.0)),
             wrap: DecayingHistogram::new(0.5, 600.0, 200.0).with_prior(3.0, lognormal_cdf(10.0, 3.0)),
             resolved: 0,
+            recent_dials: 0.0,
+            rate_at: 0.0,
             log_theta: 0.05f64.ln(),
             expected_abandons: 0.0,
-            supply_mu: Vec::new(),
-            supply_var: Vec::new(),
-            demand_mu: Vec::new(),
-            demand_var: Vec::new(),
+            supply_rows: Vec::new(),
+            demand_rows: Vec::new(),
+            future: Vec::new(),
+            pmf_tmp: Vec::new(),
             new_cdf: Vec::new(),
+            points: Vec::new(),
+            cdfs: Vec::new(),
+            pmf_s: Vec::new(),
+            pmf_d: Vec::new(),
         }
     }
 
@@ -115,9 +151,8 @@ impl Predictive {
     }
 
     pub fn on_human_result(&mut self, abandoned: bool) {
-        let aim = self.target * AIM;
-        self.log_theta += GAIN * (aim - if abandoned { 1.0 } else { 0.0 });
-        self.log_theta = self.log_theta.clamp(0.001f64.ln(), 0.6f64.ln());
+        self.log_theta += GAIN * (AIM * self.target - if abandoned { 1.0 } else { 0.0 });
+        self.log_theta = self.log_theta.clamp(0.005f64.ln(), 0.5f64.ln());
     }
 
     pub fn on_talk(&mut self, talk_s: f64) {
@@ -163,42 +198,34 @@ impl Predictive {
         let shift = (self.connect_limit / DT).round() as usize;
         let ns = n + shift;
 
-        // Supply: agents free by each grid time.
-        self.supply_mu.clear();
-        self.supply_mu.resize(ns, f64::from(a.ready));
-        self.supply_var.clear();
-        self.supply_var.resize(ns, 0.0);
+        // Supply: agents free by each grid time, one row of probabilities per busy agent.
         let wrap_mean = self.wrap.mean();
+        let ready = f64::from(a.ready);
+        self.supply_rows.clear();
         for (list, in_wrap) in [(&a.in_call, false), (&a.wrap_up, true)] {
             for &elapsed in list {
                 for j in 0..ns {
                     let t = j as f64 * DT;
-                    let p = if in_wrap {
+                    self.supply_rows.push(if in_wrap {
                         self.wrap.ends_within(elapsed, t)
                     } else if t > wrap_mean {
                         self.talk.ends_within(elapsed, t - wrap_mean)
                     } else {
                         0.0
-                    };
-                    self.supply_mu[j] += p;
-                    self.supply_var[j] += p * (1.0 - p);
+                    });
                 }
             }
         }
 
-        // Demand: people needing an agent by each grid time, from the calls in flight.
-        self.demand_mu.clear();
-        self.demand_mu.resize(n, 0.0);
-        self.demand_var.clear();
-        self.demand_var.resize(n, 0.0);
+        // Demand: people needing an agent by each grid time, one row per call in flight.
         let verdict_mean = self.human_verdict.mean();
         let mut answers_in_flight = 0.0;
         let mut waiting = 0.0;
+        self.demand_rows.clear();
         for c in input.calls {
             match c.stage {
                 CallStage::Waiting => {
                     waiting += 1.0;
-                    self.demand_mu.iter_mut().for_each(|d| *d += 1.0);
                     answers_in_flight += 1.0;
                 }
                 CallStage::Detecting => {
@@ -210,9 +237,7 @@ impl Predictive {
                     let p_person = sh / (sh + sm);
                     answers_in_flight += p_person;
                     for j in 0..n {
-                        let q = p_person * self.human_verdict.ends_within(c.stage_age_s, j as f64 * DT);
-                        self.demand_mu[j] += q;
-                        self.demand_var[j] += q * (1.0 - q);
+                        self.demand_rows.push(p_person * self.human_verdict.ends_within(c.stage_age_s, j as f64 * DT));
                     }
                 }
                 CallStage::Ringing => {
@@ -228,55 +253,103 @@ impl Predictive {
                     answers_in_flight += ph * self.human_ring.survival(age) / still;
                     for j in 0..n {
                         let t = j as f64 * DT - verdict_mean;
-                        if t <= 0.0 {
-                            continue;
-                        }
-                        let q = (ph * (self.human_ring.cdf(age + t) - base) / still).clamp(0.0, 1.0);
-                        self.demand_mu[j] += q;
-                        self.demand_var[j] += q * (1.0 - q);
+                        let q = if t <= 0.0 { 0.0 } else { ph * (self.human_ring.cdf(age + t) - base) / still };
+                        self.demand_rows.push(q.clamp(0.0, 1.0));
                     }
                 }
             }
         }
+        // Calls this campaign will dial in the coming seconds may answer before a call placed
+        // now and take its agent: count them at the recent dial rate.
+        let now_s = input.now.as_secs_f64();
+        self.recent_dials *= (-(now_s - self.rate_at).max(0.0) / RATE_TAU).exp();
+        self.rate_at = now_s;
+        let dial_rate = self.recent_dials / RATE_TAU;
+        let new_cdf_at = |t: f64| self.human_total.cdf(t);
+        self.future.clear();
+        self.future.extend((0..n).map(|j| {
+            let t = j as f64 * DT;
+            (1..=j).map(|u| new_cdf_at(t - u as f64 * DT)).sum::<f64>() * DT * dial_rate * ph
+        }));
+        let column_sums = |rows: &[f64], width: usize, j: usize| -> (f64, f64) {
+            rows.chunks_exact(width).map(|r| r[j]).fold((0.0, 0.0), |(m, v), p| (m + p, v + p * (1.0 - p)))
+        };
 
         // A call placed now becomes a person at each grid time with this distribution.
         self.new_cdf.clear();
         self.new_cdf.extend((0..n).map(|j| self.human_total.cdf(j as f64 * DT)));
+        let total_new = self.new_cdf[n - 1].max(1e-9);
 
-        let mut theta = self.log_theta.exp();
-        if budget < 5.0 {
-            theta *= (budget / 5.0).max(0.0);
-        }
-        let risk = |k: u32, this: &Self| -> f64 {
-            let others = f64::from(k) * ph;
-            let mut total = 0.0;
-            let mut prev = 0.0;
-            for j in 0..n {
-                let f = this.new_cdf[j];
-                let w = f - prev;
-                prev = f;
-                if w <= 1e-9 {
-                    continue;
-                }
-                let extra = others * f;
-                let margin = this.supply_mu[j + shift] - this.demand_mu[j] - extra;
-                let var = this.supply_var[j + shift] + this.demand_var[j] + extra * (1.0 - ph * f) + 0.25;
-                total += w * normal_cdf((0.5 - margin) / var.sqrt());
+        // Per grid time where a new call may turn into a person: the weight of that time,
+        // and either the exact CDF of (supply − demand) or its mean and variance.
+        self.points.clear();
+        self.cdfs.clear();
+        let (sv, dv) = (column_sums(&self.supply_rows, ns, ns - 1).1, column_sums(&self.demand_rows, n, n - 1).1 + self.future[n - 1]);
+        let exact = sv + dv <= risk::EXACT_MAX_VARIANCE;
+        let mut prev = 0.0;
+        for j in 0..n {
+            let w = self.new_cdf[j] - prev;
+            prev = self.new_cdf[j];
+            if w < 1e-5 {
+                continue;
             }
-            total / prev.max(1e-9)
+            let (sm, svar) = column_sums(&self.supply_rows, ns, j + shift);
+            let (dm, dvar) = column_sums(&self.demand_rows, n, j);
+            let (dm, dvar) = (dm + self.future[j], dvar + self.future[j]);
+            let mut point = RiskPoint { weight: w / total_new, new_cdf: self.new_cdf[j], mean: ready - waiting + sm - dm, var: svar + dvar, cdf: None };
+            if exact {
+                risk::poisson_binomial(self.supply_rows.chunks_exact(ns).map(|r| r[j + shift]), &mut self.pmf_s);
+                risk::poisson_binomial(self.demand_rows.chunks_exact(n).map(|r| r[j]), &mut self.pmf_d);
+                risk::add_poisson(self.future[j], &mut self.pmf_d, &mut self.pmf_tmp);
+                let mut cdf = Vec::new();
+                let offset = risk::difference_cdf(&self.pmf_s, &self.pmf_d, &mut cdf);
+                point.cdf = Some((self.cdfs.len(), offset));
+                self.cdfs.push(cdf);
+            }
+            self.points.push(point);
+        }
+
+        let theta = (self.log_theta + KP * (budget - RESERVE) / RESERVE).exp().clamp(0.001, 0.6);
+        // The risk that a person answering the (k+1)-th new call finds no agent in time.
+        let base = ready - waiting;
+        let mut binom = Vec::new();
+        let mut risk_of = |k: u32, this: &Self| -> f64 {
+            let mut total = 0.0;
+            for p in &this.points {
+                let pi = ph * p.new_cdf;
+                total += p.weight
+                    * match p.cdf {
+                        Some((idx, offset)) => {
+                            risk::binomial(k, pi, &mut binom);
+                            // Abandoned when ready − waiting + S − D − B ≤ 0, i.e. S − D ≤ B − base.
+                            binom
+                                .iter()
+                                .enumerate()
+                                .map(|(b, pb)| pb * risk::cdf_at(&this.cdfs[idx], offset, (b as f64 - base).floor() as i64))
+                                .sum::<f64>()
+                        }
+                        None => {
+                            let extra = f64::from(k) * pi;
+                            risk::normal_risk(p.mean - extra, p.var + extra * (1.0 - pi))
+                        }
+                    };
+            }
+            total
         };
         let cap = (4.0 * f64::from(a.logged_in.max(1))) as u32 + 1;
         let mut dial = 0;
-        while dial < cap && risk(dial, self) <= theta {
+        while dial < cap && risk_of(dial, self) <= theta {
             dial += 1;
         }
 
+        self.recent_dials += f64::from(dial);
         // Abandons expected among people already waiting or about to answer.
         let ten = ((10.0 / DT) as usize).min(ns - 1);
-        self.expected_abandons = waiting * 0.5 + (answers_in_flight - waiting).max(0.0) * theta;
+        // (The next call's risk is θ at most; the calls before it carry less.)
+        self.expected_abandons = waiting * 0.5 + (answers_in_flight - waiting).max(0.0) * theta * 0.5;
         e.answer_rate = ph;
         e.machine_rate = pm;
-        e.expected_agents_free_10s = self.supply_mu[ten];
+        e.expected_agents_free_10s = ready + column_sums(&self.supply_rows, ns, ten).0;
         e.expected_answers_in_flight = answers_in_flight;
         e.margin = theta;
         (dial, Reason::Predicted)
