@@ -14,5 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod settings;
 pub mod store;
+pub mod window;
 pub mod test_support;

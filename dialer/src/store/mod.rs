@@ -13,7 +13,7 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
-pub use campaigns::{Campaign, CampaignStatus, DialMode, NewCampaign};
+pub use campaigns::{Campaign, CampaignAction, CampaignStatus, CampaignUpdate, DialMode, NewCampaign};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +50,9 @@ pub enum StoreError {
     Conflict { what: &'static str, key: String },
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
+    /// A request the data does not allow (a status transition, an archived campaign…).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Options for [`Store::connect`].
