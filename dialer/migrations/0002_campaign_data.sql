@@ -12,3 +12,8 @@ CREATE TABLE campaign_zones (
 CREATE INDEX leads_new ON leads (list_id, state, id);
 CREATE INDEX dnc_phone ON dnc (phone);
 CREATE INDEX lead_attempts_abandon ON lead_attempts (campaign_id, abandoned, started_at);
+
+-- One lead per number per campaign: duplicates within a list and across a campaign's
+-- lists are refused by the database itself, so concurrent imports cannot race past it.
+DROP INDEX leads_phone;
+CREATE UNIQUE INDEX leads_campaign_phone ON leads (campaign_id, phone);

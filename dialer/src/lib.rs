@@ -14,6 +14,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod import;
+pub mod lead_state;
+pub mod phone;
 pub mod settings;
 pub mod store;
 pub mod window;

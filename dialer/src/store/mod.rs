@@ -6,6 +6,8 @@
 //! branches on [`Backend`].
 
 mod campaigns;
+mod dnc;
+mod leads;
 mod migrations;
 
 use std::time::Duration;
@@ -14,6 +16,8 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
 pub use campaigns::{Campaign, CampaignAction, CampaignStatus, CampaignUpdate, DialMode, NewCampaign};
+pub use dnc::{DncEntry, SYSTEM_DNC};
+pub use leads::{Lead, LeadEdit, LeadQuery, List};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +124,16 @@ impl Store {
     /// The pool, for queries that live next to their callers in this crate.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// A transaction that writes. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads first and writes later can fail
+    /// with "database is locked" when another writer committed in between.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// Apply every pending migration.
