@@ -14,9 +14,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod hopper;
 pub mod import;
 pub mod lead_state;
+pub mod outcome;
 pub mod phone;
+pub mod retry;
 pub mod settings;
 pub mod store;
 pub mod window;

@@ -6,8 +6,9 @@
 //! branches on [`Backend`].
 
 mod campaigns;
+mod dispositions;
 mod dnc;
-mod leads;
+pub(crate) mod leads;
 mod migrations;
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
 pub use campaigns::{Campaign, CampaignAction, CampaignStatus, CampaignUpdate, DialMode, NewCampaign};
+pub use dispositions::Disposition;
 pub use dnc::{DncEntry, SYSTEM_DNC};
 pub use leads::{Lead, LeadEdit, LeadQuery, List};
 
