@@ -10,6 +10,7 @@ mod dispositions;
 mod dnc;
 pub(crate) mod leads;
 mod migrations;
+mod reports;
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ pub use campaigns::{Campaign, CampaignAction, CampaignStatus, CampaignUpdate, Di
 pub use dispositions::Disposition;
 pub use dnc::{DncEntry, SYSTEM_DNC};
 pub use leads::{Lead, LeadEdit, LeadQuery, List};
+pub use reports::{AbandonRate, AbandonStats, Cdr, CdrQuery, HourRow, OutcomeRow, Penetration};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
