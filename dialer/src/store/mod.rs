@@ -5,6 +5,7 @@
 //! backends must differ (claiming leads: `FOR UPDATE SKIP LOCKED` on PostgreSQL) the store
 //! branches on [`Backend`].
 
+mod callbacks;
 mod campaigns;
 mod dispositions;
 mod dnc;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
+pub use callbacks::{Callback, CallbackQuery};
 pub use campaigns::{Campaign, CampaignAction, CampaignStatus, CampaignUpdate, DialMode, NewCampaign};
 pub use dispositions::Disposition;
 pub use dnc::{DncEntry, SYSTEM_DNC};
