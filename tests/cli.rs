@@ -52,7 +52,7 @@ fn check_config_on_a_missing_file_fails_clearly() {
 
 #[test]
 fn unbuilt_commands_say_so_and_do_nothing() {
-    for cmd in [&["demo", "--duration", "60"][..], &["simulate", "--scenario", "x.toml"], &["import", "list.csv"]] {
+    for cmd in [&["demo", "--duration", "60"][..], &["simulate", "--scenario", "x.toml"]] {
         let out = Command::new(PACER).args(cmd).output().unwrap();
         assert_eq!(out.status.code(), Some(3), "{cmd:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"), "{cmd:?}");
@@ -76,4 +76,37 @@ fn serve_with_a_bad_config_names_the_problem() {
     let out = Command::new(PACER).arg("serve").env("PACER_MEDIA__RTP_PORT_MIN", "7").output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("media.rtp_port_min"));
+}
+
+#[test]
+fn import_loads_a_csv_and_prints_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data/pacer.db");
+    let url = format!("sqlite://{}", db.display());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let store = pacer_dialer::store::Store::connect(&url, &Default::default()).await.unwrap();
+        store.migrate().await.unwrap();
+        let new = pacer_dialer::store::NewCampaign { name: "Spring".into(), dial_mode: pacer_dialer::store::DialMode::Predictive, settings: Default::default() };
+        store.create_campaign(&new).await.unwrap();
+        store.close().await;
+    });
+    let csv = dir.path().join("leads.csv");
+    std::fs::write(&csv, "\u{feff}Cell;Name;Balance\n020 7946 0958;Ann;10\n12;Bob;3\n020 7946 0959;Cy;4\n").unwrap();
+    let run = |args: &[&str]| Command::new(PACER).args(args).current_dir(dir.path()).env_remove("PACER_DATABASE__URL").output().unwrap();
+    let out = run(&["import", "--campaign", "Spring", "--list", "March", "--map", "phone=Cell", "--country", "GB", csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["imported"], 2, "{report}");
+    assert_eq!(report["rejected"][0]["line"], 3);
+    // Again into the same list (by campaign id): everything is a duplicate now.
+    let again = run(&["import", "--campaign", "1", "--list", "March", "--map", "phone=Cell", "--country", "GB", csv.to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!((report["imported"].as_i64(), report["duplicates"].as_i64()), (Some(0), Some(2)));
+    // A missing campaign and a bad mapping fail clearly.
+    let bad = run(&["import", "--campaign", "Nope", "--list", "L", csv.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--campaign Nope"));
+    let bad = run(&["import", "--campaign", "Spring", "--list", "L", "--map", "email=x", csv.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("email"));
 }
