@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pacer_config::Config;
+use pacer_dialer::import::{ImportOptions, Mapping, import_csv};
 use pacer_dialer::store::{Store, StoreOptions};
 
 /// Pacer: outbound predictive dialer and CTI softswitch.
@@ -41,10 +42,25 @@ enum Command {
     },
     /// Run the pacing engine and ACD in virtual time on a scenario file.
     Simulate(crate::simulate::SimulateArgs),
-    /// Import a CSV list of leads (not built yet).
+    /// Import a CSV file of leads into a campaign's list; prints the JSON report.
     Import {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        args: Vec<String>,
+        /// The campaign, by id or name.
+        #[arg(long)]
+        campaign: String,
+        /// The list's name; created in the campaign when it does not exist.
+        #[arg(long)]
+        list: String,
+        /// Column mapping `field=column` (phone, alt_phone, name, time_zone, postal_code);
+        /// comma-separated or repeated. Unmapped columns become custom fields.
+        #[arg(long = "map", value_name = "FIELD=COLUMN")]
+        map: Vec<String>,
+        /// Country for numbers without a country code (default: dialer.default_country).
+        #[arg(long)]
+        country: Option<String>,
+        #[arg(long, short, env = "PACER_CONFIG")]
+        config: Option<PathBuf>,
+        /// The CSV file (UTF-8, with or without BOM; `,` or `;` separated).
+        file: PathBuf,
     },
 }
 
@@ -83,7 +99,36 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Demo { .. } => not_built("demo", "the end-to-end demo (issue #8)"),
         Command::Simulate(args) => crate::simulate::run(args),
-        Command::Import { .. } => not_built("import", "CSV list import (issue #3)"),
+        Command::Import { campaign, list, map, country, config, file } => {
+            let cfg = load(config.as_deref())?;
+            crate::logging::init(&cfg.logging)?;
+            let mut mapping = Mapping::default();
+            for m in &map {
+                mapping.add(m).map_err(|e| anyhow::anyhow!("--map {m}: {e}"))?;
+            }
+            let input = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+            let opts = ImportOptions { mapping, default_country: country.unwrap_or_else(|| cfg.dialer.default_country.clone()) };
+            let report = runtime()?.block_on(async {
+                let store = open_store(&cfg).await?;
+                if cfg.database.migrate_on_start {
+                    store.migrate().await.context("applying migrations")?;
+                }
+                let c = match campaign.parse::<i64>() {
+                    Ok(id) => store.campaign(id).await,
+                    Err(_) => store.campaign_by_name(&campaign).await,
+                }
+                .with_context(|| format!("--campaign {campaign}"))?;
+                let l = match store.list_by_name(c.id, &list).await? {
+                    Some(l) => l,
+                    None => store.create_list(c.id, &list, 0).await?,
+                };
+                let report = import_csv(&store, l.id, input, opts).await.with_context(|| format!("importing {}", file.display()))?;
+                store.close().await;
+                anyhow::Ok(report)
+            })?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! The HTTP server's routes: health checks and metrics (the API routers join here).
+//! The HTTP server's routes: health checks, metrics, and the `/api/v1` routers.
 //!
 //! Errors leave as JSON `{"code", "message", "field"?}` with a stable `code`, through
 //! [`ApiError`]; a bad request is never answered with a 500.
@@ -35,6 +35,9 @@ pub struct ApiError {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Every problem, when there are several (settings validation).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<pacer_dialer::settings::SettingsProblem>,
 }
 
 impl IntoResponse for ApiError {
@@ -45,12 +48,13 @@ impl IntoResponse for ApiError {
 
 pub fn router(state: AppState) -> Router {
     let metrics_path = state.config.metrics.path.clone();
-    let mut router = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    let mut router = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).merge(crate::api::router());
     if state.config.metrics.enabled {
         router = router.route(&metrics_path, get(metrics));
     }
     router
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes as usize))
         .with_state(state)
@@ -92,6 +96,17 @@ async fn not_found(req: Request) -> ApiError {
         code: "not_found",
         message: format!("no route for {} {}", req.method(), req.uri().path()),
         field: None,
+        problems: Vec::new(),
+    }
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        message: format!("{} is not allowed on {}", req.method(), req.uri().path()),
+        field: None,
+        problems: Vec::new(),
     }
 }
 

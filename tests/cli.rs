@@ -52,7 +52,7 @@ fn check_config_on_a_missing_file_fails_clearly() {
 
 #[test]
 fn unbuilt_commands_say_so_and_do_nothing() {
-    for cmd in [&["demo", "--duration", "60"][..], &["import", "list.csv"]] {
+    for cmd in [&["demo", "--duration", "60"][..]] {
         let out = Command::new(PACER).args(cmd).output().unwrap();
         assert_eq!(out.status.code(), Some(3), "{cmd:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"), "{cmd:?}");
@@ -65,7 +65,7 @@ fn migrate_creates_and_updates_the_database() {
     let run = || Command::new(PACER).arg("migrate").current_dir(dir.path()).env_remove("PACER_DATABASE__URL").output().unwrap();
     let first = run();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    assert!(String::from_utf8_lossy(&first.stdout).contains("1 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("2 migration(s) applied"));
     assert!(dir.path().join("data/pacer.db").exists());
     let second = run();
     assert!(String::from_utf8_lossy(&second.stdout).contains("0 migration(s) applied"));
@@ -76,4 +76,64 @@ fn serve_with_a_bad_config_names_the_problem() {
     let out = Command::new(PACER).arg("serve").env("PACER_MEDIA__RTP_PORT_MIN", "7").output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("media.rtp_port_min"));
+}
+
+#[test]
+fn import_loads_a_csv_and_prints_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data/pacer.db");
+    let url = format!("sqlite://{}", db.display());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let store = pacer_dialer::store::Store::connect(&url, &Default::default()).await.unwrap();
+        store.migrate().await.unwrap();
+        let new = pacer_dialer::store::NewCampaign { name: "Spring".into(), dial_mode: pacer_dialer::store::DialMode::Predictive, settings: Default::default() };
+        store.create_campaign(&new).await.unwrap();
+        store.close().await;
+    });
+    let csv = dir.path().join("leads.csv");
+    std::fs::write(&csv, "\u{feff}Cell;Name;Balance\n020 7946 0958;Ann;10\n12;Bob;3\n020 7946 0959;Cy;4\n").unwrap();
+    let run = |args: &[&str]| Command::new(PACER).args(args).current_dir(dir.path()).env_remove("PACER_DATABASE__URL").output().unwrap();
+    let out = run(&["import", "--campaign", "Spring", "--list", "March", "--map", "phone=Cell", "--country", "GB", csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["imported"], 2, "{report}");
+    assert_eq!(report["rejected"][0]["line"], 3);
+    // Again into the same list (by campaign id): everything is a duplicate now.
+    let again = run(&["import", "--campaign", "1", "--list", "March", "--map", "phone=Cell", "--country", "GB", csv.to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!((report["imported"].as_i64(), report["duplicates"].as_i64()), (Some(0), Some(2)));
+    // A missing campaign and a bad mapping fail clearly.
+    let bad = run(&["import", "--campaign", "Nope", "--list", "L", csv.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--campaign Nope"));
+    let bad = run(&["import", "--campaign", "Spring", "--list", "L", "--map", "email=x", csv.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("email"));
+}
+
+#[test]
+fn simulate_rejects_a_bad_scenario_and_runs_a_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"x\"\nagents = 0\n").unwrap();
+    let out = Command::new(PACER).args(["simulate", "--scenario"]).arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let m = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/scenarios/M.toml");
+    let text = std::fs::read_to_string(m).unwrap().replace("hours = 8.0", "hours = 0.25");
+    let short = dir.path().join("short.toml");
+    std::fs::write(&short, text).unwrap();
+    let out = Command::new(PACER).args(["simulate", "--policy", "all", "--json", "--scenario"]).arg(&short).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4);
+    for (line, policy) in lines.iter().zip(["progressive", "power", "adaptive", "predictive"]) {
+        assert_eq!(line["policy"], policy);
+        assert_eq!(line["scenario"], "M");
+        for key in ["occupancy", "abandon_rate", "abandon_rate_worst_seed", "idle_wait_per_connect_s", "dials_per_agent_hour", "connects_per_agent_hour"] {
+            assert!(line[key].is_number(), "{key} in {line}");
+        }
+    }
+    let out = Command::new(PACER).args(["simulate", "--policy", "psychic", "--scenario"]).arg(&short).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--policy"));
 }

@@ -14,7 +14,15 @@
 //! # Ok(()) }
 //! ```
 
+pub mod hopper;
+pub mod import;
+pub mod lead_state;
+pub mod outcome;
 pub mod pacing;
+pub mod phone;
+pub mod retry;
+pub mod settings;
 pub mod sim;
 pub mod store;
+pub mod window;
 pub mod test_support;

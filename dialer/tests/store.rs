@@ -30,7 +30,7 @@ async fn fresh_database_reports_pending_migrations() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("nested/dir/p.db").display());
     let store = pacer_dialer::store::Store::connect(&url, &Default::default()).await.unwrap();
-    assert_eq!(store.pending_migrations().await.unwrap(), vec![1]);
+    assert_eq!(store.pending_migrations().await.unwrap(), vec![1, 2]);
     store.migrate().await.unwrap();
     assert!(store.pending_migrations().await.unwrap().is_empty());
 }
@@ -42,7 +42,7 @@ async fn campaigns_round_trip_on_both_backends() {
         let new = NewCampaign {
             name: "Renewals Q4".into(),
             dial_mode: DialMode::Predictive,
-            settings: serde_json::json!({"abandon_target": 0.03}),
+            settings: Default::default(),
         };
         let c = s.create_campaign(&new).await.unwrap();
         assert_eq!(c.status, CampaignStatus::Draft);
@@ -63,4 +63,30 @@ async fn campaigns_round_trip_on_both_backends() {
 async fn unsupported_url_is_a_clear_error() {
     let err = pacer_dialer::store::Store::connect("mysql://x", &Default::default()).await.unwrap_err();
     assert!(err.to_string().contains("sqlite: or postgres://"), "{err}");
+}
+
+#[tokio::test]
+async fn campaign_transitions_follow_the_rules() {
+    use pacer_dialer::store::{CampaignAction::*, CampaignUpdate};
+    for db in TestDb::all().await {
+        let s = &db.store;
+        let c = s.create_campaign(&NewCampaign { name: "T".into(), dial_mode: DialMode::Power, settings: Default::default() }).await.unwrap();
+        assert!(c.started_at.is_none());
+        assert!(matches!(s.campaign_action(c.id, Pause).await, Err(StoreError::Invalid(_))));
+        let r = s.campaign_action(c.id, Start).await.unwrap();
+        assert_eq!(r.status, CampaignStatus::Running);
+        let started = r.started_at.unwrap();
+        assert_eq!(s.campaign_action(c.id, Pause).await.unwrap().status, CampaignStatus::Paused);
+        assert_eq!(s.campaign_action(c.id, Start).await.unwrap().started_at, Some(started));
+        assert!(matches!(s.campaign_action(c.id, Archive).await, Err(StoreError::Invalid(_))));
+        assert_eq!(s.campaign_action(c.id, Stop).await.unwrap().status, CampaignStatus::Stopped);
+        let mut settings = c.settings.clone();
+        settings.wrap_up_s = 5;
+        let u = s.update_campaign(c.id, &CampaignUpdate { settings: Some(settings), ..Default::default() }).await.unwrap();
+        assert_eq!(u.settings.wrap_up_s, 5);
+        assert_eq!(s.campaign_action(c.id, Archive).await.unwrap().status, CampaignStatus::Archived);
+        assert!(matches!(s.campaign_action(c.id, Start).await, Err(StoreError::Invalid(_))));
+        assert!(matches!(s.update_campaign(c.id, &CampaignUpdate::default()).await, Err(StoreError::Invalid(_))));
+        db.cleanup().await;
+    }
 }

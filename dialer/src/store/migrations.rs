@@ -12,7 +12,10 @@ use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 use super::{Backend, Store, StoreError};
 
 /// (version, description, text) of every migration, in order.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../../migrations/0001_initial.sql")),
+    (2, "campaign data", include_str!("../../migrations/0002_campaign_data.sql")),
+];
 
 fn render(sql: &str, backend: Backend) -> String {
     let id = match backend {

@@ -5,15 +5,25 @@
 //! backends must differ (claiming leads: `FOR UPDATE SKIP LOCKED` on PostgreSQL) the store
 //! branches on [`Backend`].
 
+mod callbacks;
 mod campaigns;
+mod dispositions;
+mod dnc;
+pub(crate) mod leads;
 mod migrations;
+mod reports;
 
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
-pub use campaigns::{Campaign, CampaignStatus, DialMode, NewCampaign};
+pub use callbacks::{Callback, CallbackQuery};
+pub use campaigns::{Campaign, CampaignAction, CampaignStatus, CampaignUpdate, DialMode, NewCampaign};
+pub use dispositions::Disposition;
+pub use dnc::{DncEntry, SYSTEM_DNC};
+pub use leads::{Lead, LeadEdit, LeadQuery, List};
+pub use reports::{AbandonRate, AbandonStats, Cdr, CdrQuery, HourRow, OutcomeRow, Penetration};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +60,9 @@ pub enum StoreError {
     Conflict { what: &'static str, key: String },
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
+    /// A request the data does not allow (a status transition, an archived campaign…).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Options for [`Store::connect`].
@@ -117,6 +130,16 @@ impl Store {
     /// The pool, for queries that live next to their callers in this crate.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// A transaction that writes. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads first and writes later can fail
+    /// with "database is locked" when another writer committed in between.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// Apply every pending migration.

@@ -1,0 +1,290 @@
+//! The hopper: claims the next dialable leads of a campaign under a lease.
+//!
+//! Order: due callbacks, then retries by due time, then new leads (by list priority or by
+//! a custom field). Only leads whose called party is inside the calling window now are
+//! taken: the window is evaluated once per zone the campaign covers (not per lead) and the
+//! open zones become a filter in SQL. On PostgreSQL candidates are locked with
+//! `FOR UPDATE SKIP LOCKED`, so several nodes claim side by side without waiting on each
+//! other or taking the same lead; SQLite has a single writer (`BEGIN IMMEDIATE`).
+//!
+//! A claimed lead is checked against the DNC lists once more (a number may have been added
+//! since import) and the number to dial is chosen: the primary, else the first alternate,
+//! skipping numbers on DNC or at their attempt cap.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use pacer_config::DialerConfig;
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::settings::NewLeadOrder;
+use crate::store::leads::{LEAD_COLUMNS, decode_lead};
+use crate::store::{Backend, CampaignStatus, Lead, Store, StoreError};
+use crate::window::WindowPolicy;
+
+/// A lead handed to the dialer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Claimed {
+    pub lead: Lead,
+    /// The number to dial now (E.164).
+    pub number: String,
+    /// A callback owned by this agent within its grace period: route only to them.
+    pub reserved_for_agent: Option<i64>,
+}
+
+/// Claims leads; one per node, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Hopper {
+    store: Store,
+    legal_start: String,
+    legal_end: String,
+    centre_zone: Tz,
+    lease_ms: i64,
+}
+
+impl Hopper {
+    pub fn new(store: Store, cfg: &DialerConfig) -> Hopper {
+        Hopper {
+            store,
+            legal_start: cfg.legal_window_start.clone(),
+            legal_end: cfg.legal_window_end.clone(),
+            centre_zone: cfg.time_zone.parse().unwrap_or(Tz::UTC),
+            lease_ms: cfg.lease_s as i64 * 1000,
+        }
+    }
+
+    /// Up to `max` leads of a running campaign for node `owner`, leased until
+    /// `now + lease_s`. Fewer (or none) when fewer are dialable now.
+    pub async fn claim(&self, campaign_id: i64, owner: &str, max: usize, now: DateTime<Utc>) -> Result<Vec<Claimed>, StoreError> {
+        let campaign = self.store.campaign(campaign_id).await?;
+        if campaign.status != CampaignStatus::Running || max == 0 {
+            return Ok(Vec::new());
+        }
+        let s = &campaign.settings;
+        let policy = WindowPolicy::new(&s.windows, &self.legal_start, &self.legal_end).map_err(StoreError::Invalid)?;
+        let known = self.store.campaign_zones(campaign_id).await?;
+        let mut covered: Vec<Tz> = known.iter().chain(&s.windows.zones).filter_map(|z| z.parse().ok()).collect();
+        covered.sort_by_key(|z| z.name());
+        covered.dedup();
+        if covered.is_empty() {
+            covered.push(self.centre_zone);
+        }
+        let open: Vec<String> = known.iter().filter(|z| z.parse::<Tz>().is_ok_and(|tz| policy.open_in(tz, now))).cloned().collect();
+        let unknown_ok = policy.open_for(None, &covered, now);
+        let filter = ZoneFilter { all_open: unknown_ok && open.len() == known.len(), open, unknown_ok };
+        if !filter.unknown_ok && filter.open.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.expire_leases(now.timestamp_millis()).await?;
+        let mut out = Vec::new();
+        // Leads dropped at claim (all numbers DNC or capped) leave room: try again a little.
+        for _ in 0..3 {
+            let got = self.claim_round(&campaign, owner, max - out.len(), now.timestamp_millis(), &filter).await?;
+            let progressed = got.1;
+            out.extend(got.0);
+            if out.len() >= max || !progressed {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One transaction: lock candidates, settle unusable ones, lease the rest.
+    /// Returns the claimed leads and whether any lead was dropped (so retrying may help).
+    async fn claim_round(&self, c: &crate::store::Campaign, owner: &str, max: usize, now: i64, zf: &ZoneFilter) -> Result<(Vec<Claimed>, bool), StoreError> {
+        let pg = self.store.backend() == Backend::Postgres;
+        let lock = if pg { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let lists: Vec<(i64, i64)> = sqlx::query("SELECT id, priority FROM lists WHERE campaign_id = $1 AND active ORDER BY priority DESC, id")
+            .bind(c.id)
+            .fetch_all(self.store.pool())
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        if lists.is_empty() {
+            return Ok((Vec::new(), false));
+        }
+        let list_ids = lists.iter().map(|l| l.0.to_string()).collect::<Vec<_>>().join(",");
+        let mut tx = self.store.begin_write().await?;
+        let mut leads: Vec<Lead> = Vec::new();
+        // $1 campaign, $2 now, $3.. open zones.
+        let zone_sql = zf.sql(3);
+        let phases = [
+            format!("state = 'callback' AND next_due_at <= $2 AND list_id IN ({list_ids}) {zone_sql} ORDER BY next_due_at, id"),
+            format!("state = 'retry' AND next_due_at <= $2 AND list_id IN ({list_ids}) {zone_sql} ORDER BY next_due_at, id"),
+        ];
+        let new_order = match &c.settings.new_lead_order {
+            NewLeadOrder::ListPriority => "id".to_string(),
+            // Validated settings hold only [A-Za-z0-9_] here; anything else sorts by id.
+            NewLeadOrder::Field { field } if !field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => "id".to_string(),
+            NewLeadOrder::Field { field } if pg => format!("(fields::json->>'{field}'), id"),
+            NewLeadOrder::Field { field } => format!("json_extract(fields, '$.{field}'), id"),
+        };
+        let mut queries: Vec<String> = phases.to_vec();
+        for (list_id, _) in &lists {
+            queries.push(format!("state = 'new' AND list_id = {list_id} AND $2 = $2 {zone_sql} ORDER BY {new_order}"));
+        }
+        for cond in queries {
+            let want = max - leads.len();
+            if want == 0 {
+                break;
+            }
+            let sql = format!("SELECT {LEAD_COLUMNS} FROM leads WHERE campaign_id = $1 AND {cond} LIMIT {want}{lock}");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(c.id).bind(now);
+            for z in zf.binds() {
+                q = q.bind(z.clone());
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                leads.push(decode_lead(&row)?);
+            }
+        }
+        if leads.is_empty() {
+            tx.commit().await?;
+            return Ok((Vec::new(), false));
+        }
+        let ids: Vec<i64> = leads.iter().map(|l| l.id).collect();
+        let id_list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let numbers: Vec<String> = leads.iter().flat_map(|l| std::iter::once(l.phone.clone()).chain(l.alt_phones.iter().cloned())).collect();
+        let blocked = blocked_numbers(&mut *tx, c.id, &numbers).await?;
+        let mut per_number: HashMap<(i64, String), u32> = HashMap::new();
+        if leads.iter().any(|l| l.attempts > 0) {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT lead_id, phone, COUNT(*) FROM lead_attempts WHERE lead_id IN ({id_list}) GROUP BY lead_id, phone"
+            )))
+            .fetch_all(&mut *tx)
+            .await?;
+            for r in rows {
+                per_number.insert((r.try_get(0)?, r.try_get(1)?), r.try_get::<i64, _>(2)? as u32);
+            }
+        }
+        let cap = c.settings.retry.max_attempts_per_number;
+        let grace_ms = c.settings.retry.callback_grace_s as i64 * 1000;
+        let lease_until = now + self.lease_ms;
+        let mut claimed = Vec::new();
+        let mut dropped = false;
+        for lead in leads {
+            let all: Vec<&String> = std::iter::once(&lead.phone).chain(lead.alt_phones.iter()).collect();
+            let pick = all.iter().find(|n| !blocked.contains(**n) && per_number.get(&(lead.id, (**n).clone())).copied().unwrap_or(0) < cap);
+            let Some(number) = pick.map(|n| (*n).clone()) else {
+                let to = if all.iter().all(|n| blocked.contains(*n)) { "dnc" } else { "done" };
+                sqlx::query("UPDATE leads SET state = $1, next_due_at = NULL, last_outcome = COALESCE(last_outcome, $2), updated_at = $3 WHERE id = $4")
+                    .bind(to)
+                    .bind(if to == "dnc" { "dnc" } else { "exhausted" })
+                    .bind(now)
+                    .bind(lead.id)
+                    .execute(&mut *tx)
+                    .await?;
+                dropped = true;
+                continue;
+            };
+            let reserved = match (lead.state, lead.owner_agent_id, lead.next_due_at) {
+                (crate::lead_state::LeadState::Callback, Some(agent), Some(due)) if now < due + grace_ms => Some(agent),
+                _ => None,
+            };
+            claimed.push(Claimed { lead, number, reserved_for_agent: reserved });
+        }
+        if !claimed.is_empty() {
+            let ids = claimed.iter().map(|c| c.lead.id.to_string()).collect::<Vec<_>>().join(",");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE leads SET state = 'hopper', lease_owner = $1, lease_until = $2, updated_at = $3 WHERE id IN ({ids})"
+            )))
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        for c in &mut claimed {
+            c.lead.state = crate::lead_state::LeadState::Hopper;
+            c.lead.lease_owner = Some(owner.to_string());
+            c.lead.lease_until = Some(lease_until);
+        }
+        Ok((claimed, dropped))
+    }
+
+    /// The call for a claimed lead has started: hopper → dialling, lease renewed.
+    pub async fn mark_dialling(&self, lead_id: i64, owner: &str, now: i64) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE leads SET state = 'dialling', lease_until = $1, updated_at = $2 WHERE id = $3 AND state = 'hopper' AND lease_owner = $4",
+        )
+        .bind(now + self.lease_ms)
+        .bind(now)
+        .bind(lead_id)
+        .bind(owner)
+        .execute(self.store.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Invalid(format!("lead {lead_id} is not in the hopper of {owner}")));
+        }
+        Ok(())
+    }
+
+    /// Return leads whose lease ran out. Returns how many.
+    pub async fn expire_leases(&self, now: i64) -> Result<u64, StoreError> {
+        release(&self.store, "lease_until < $1 AND $2 = $2", now, "").await
+    }
+
+    /// At start-up: every lease held by `owner` (this node, which just started and so has
+    /// no live call) and every expired lease returns to the hopper.
+    pub async fn reconcile_leases(&self, owner: &str, now: i64) -> Result<u64, StoreError> {
+        let n = release(&self.store, "(lease_until < $1 OR lease_owner = $2)", now, owner).await?;
+        if n > 0 {
+            tracing::info!(owner, leads = n, "returned leases left by an earlier run");
+        }
+        Ok(n)
+    }
+}
+
+/// Leads back to where they came from: an open callback, new (never dialled) or retry.
+async fn release(store: &Store, cond: &str, now: i64, owner: &str) -> Result<u64, StoreError> {
+    let sql = format!(
+        "UPDATE leads SET state = CASE \
+           WHEN EXISTS (SELECT 1 FROM callbacks cb WHERE cb.lead_id = leads.id AND cb.done_at IS NULL) THEN 'callback' \
+           WHEN attempts = 0 THEN 'new' ELSE 'retry' END, \
+         next_due_at = CASE WHEN attempts = 0 AND next_due_at IS NULL THEN NULL ELSE COALESCE(next_due_at, $1) END, \
+         lease_owner = NULL, lease_until = NULL, updated_at = $1 \
+         WHERE state IN ('hopper', 'dialling') AND {cond}"
+    );
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(owner).execute(store.pool()).await?.rows_affected())
+}
+
+/// Numbers among `numbers` on the system or the campaign's DNC list.
+pub(crate) async fn blocked_numbers(conn: &mut sqlx::AnyConnection, campaign_id: i64, numbers: &[String]) -> Result<HashSet<String>, StoreError> {
+    let mut out = HashSet::new();
+    for chunk in numbers.chunks(1000) {
+        let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!("SELECT phone FROM dnc WHERE campaign_id IN (0, $1) AND phone IN ({})", ph.join(","));
+        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(campaign_id);
+        for n in chunk {
+            q = q.bind(n.clone());
+        }
+        out.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(out)
+}
+
+/// Which zones may be dialled now, as SQL.
+struct ZoneFilter {
+    all_open: bool,
+    open: Vec<String>,
+    unknown_ok: bool,
+}
+
+impl ZoneFilter {
+    fn sql(&self, first: usize) -> String {
+        if self.all_open {
+            return String::new();
+        }
+        let ph: Vec<String> = (0..self.open.len()).map(|i| format!("${}", first + i)).collect();
+        let known = if ph.is_empty() { "FALSE".to_string() } else { format!("time_zone IN ({})", ph.join(",")) };
+        let unknown = if self.unknown_ok { " OR time_zone IS NULL" } else { "" };
+        format!("AND ({known}{unknown})")
+    }
+
+    fn binds(&self) -> &[String] {
+        if self.all_open { &[] } else { &self.open }
+    }
+}

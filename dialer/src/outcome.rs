@@ -1,0 +1,236 @@
+//! Finished calls: one transaction writes the attempt (the CDR) and settles the lead.
+//!
+//! The attempt is always written, even when the lease was lost (a slow node, a crash and
+//! recovery): a call that happened is never forgotten. The lead's state changes only when
+//! no other node holds it now, so a late outcome cannot yank a lead from a live call.
+
+use chrono::NaiveDateTime;
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::retry::{self, Decision, DispositionFlags, History};
+use crate::store::leads::{LEAD_COLUMNS, decode_lead};
+use crate::store::{Backend, Store, StoreError};
+
+/// Everything known about one finished call.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallOutcome {
+    pub lead_id: i64,
+    /// The node that held the lease (as given to the hopper).
+    pub owner: String,
+    /// The number dialled (E.164).
+    pub phone: String,
+    pub call_id: Option<String>,
+    pub trunk: Option<String>,
+    pub started_at: i64,
+    pub answered_at: Option<i64>,
+    pub connected_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub sip_status: Option<i64>,
+    pub q850_cause: Option<i64>,
+    /// System disposition code (answered, no_answer, busy, invalid_number, congestion,
+    /// machine, abandoned, dnc).
+    pub outcome: String,
+    /// human, machine or unknown.
+    pub answered_by: Option<String>,
+    pub agent_id: Option<i64>,
+    /// The agent's disposition (system or custom code); it drives the retry rules when set.
+    pub disposition: Option<String>,
+    pub abandoned: bool,
+    pub talk_s: f64,
+    pub wrap_s: f64,
+    pub recording_path: Option<String>,
+    pub notes: Option<String>,
+    pub callback: Option<CallbackRequest>,
+}
+
+/// "Call me back on Tuesday at 14:00", in the lead's local time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackRequest {
+    /// Local wall-clock time, `YYYY-MM-DDTHH:MM[:SS]`.
+    pub at_local: NaiveDateTime,
+    /// Only the agent who took the call gets it (until the grace period passes).
+    #[serde(default)]
+    pub agent_only: bool,
+    #[serde(default)]
+    pub notes: String,
+}
+
+/// What [`Store::record_outcome`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Settled {
+    pub attempt_id: i64,
+    pub decision: DecisionView,
+    /// False when another node held the lead: only the attempt was written.
+    pub lead_updated: bool,
+}
+
+/// [`Decision`] for JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum DecisionView {
+    Retry { at: i64 },
+    Callback { at: i64 },
+    Done,
+    Dnc,
+}
+
+impl From<Decision> for DecisionView {
+    fn from(d: Decision) -> Self {
+        match d {
+            Decision::Retry { at } => DecisionView::Retry { at },
+            Decision::Callback { at } => DecisionView::Callback { at },
+            Decision::Done => DecisionView::Done,
+            Decision::Dnc => DecisionView::Dnc,
+        }
+    }
+}
+
+impl Store {
+    /// Write the attempt and settle the lead by the campaign's retry rules, in one
+    /// transaction. `fallback_zone` places callbacks for leads whose zone is unknown.
+    pub async fn record_outcome(&self, o: &CallOutcome, now: i64, fallback_zone: Tz) -> Result<Settled, StoreError> {
+        let code = o.disposition.clone().unwrap_or_else(|| o.outcome.clone());
+        let mut tx = self.begin_write().await?;
+        let lock = if self.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1{lock}")))
+            .bind(o.lead_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound { what: "lead", id: o.lead_id.to_string() })?;
+        let lead = decode_lead(&row)?;
+        let flags = disposition_flags(&mut *tx, &code).await?;
+        let _ = disposition_flags(&mut *tx, &o.outcome).await?;
+        let campaign = self.campaign(lead.campaign_id).await?;
+        let rules = &campaign.settings.retry;
+
+        let attempt_id: i64 = sqlx::query_scalar(
+            "INSERT INTO lead_attempts (lead_id, campaign_id, phone, call_id, trunk, started_at, answered_at, connected_at, ended_at, \
+             sip_status, q850_cause, outcome, answered_by, agent_id, disposition, abandoned, talk_s, wrap_s, recording_path, notes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING id",
+        )
+        .bind(lead.id)
+        .bind(lead.campaign_id)
+        .bind(&o.phone)
+        .bind(o.call_id.clone())
+        .bind(o.trunk.clone())
+        .bind(o.started_at)
+        .bind(o.answered_at)
+        .bind(o.connected_at)
+        .bind(o.ended_at.or(Some(now)))
+        .bind(o.sip_status.map(|v| v as i32))
+        .bind(o.q850_cause.map(|v| v as i32))
+        .bind(&o.outcome)
+        .bind(o.answered_by.clone())
+        .bind(o.agent_id)
+        .bind(o.disposition.clone())
+        .bind(o.abandoned)
+        .bind(o.talk_s)
+        .bind(o.wrap_s)
+        .bind(o.recording_path.clone())
+        .bind(o.notes.clone())
+        .fetch_one(&mut *tx)
+        .await?;
+
+        // History after this attempt: start times, same-disposition count, numbers left.
+        let rows = sqlx::query("SELECT started_at, phone, COALESCE(disposition, outcome) FROM lead_attempts WHERE lead_id = $1")
+            .bind(lead.id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut h = History::default();
+        let mut per_number: std::collections::HashMap<String, u32> = Default::default();
+        for r in &rows {
+            h.started.push(r.try_get(0)?);
+            *per_number.entry(r.try_get(1)?).or_default() += 1;
+            if r.try_get::<String, _>(2)? == code {
+                h.same_disposition += 1;
+            }
+        }
+        let numbers: Vec<String> = std::iter::once(lead.phone.clone()).chain(lead.alt_phones.iter().cloned()).collect();
+        let blocked = crate::hopper::blocked_numbers(&mut *tx, lead.campaign_id, &numbers).await?;
+        h.numbers_left = numbers.iter().any(|n| !blocked.contains(n) && per_number.get(n).copied().unwrap_or(0) < rules.max_attempts_per_number);
+
+        let zone = lead.time_zone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(fallback_zone);
+        let callback_at = o.callback.as_ref().map(|cb| retry::local_to_utc_ms(cb.at_local, zone));
+        let decision = retry::decide(rules, &flags, &h, o.abandoned, callback_at, now);
+
+        if flags.dnc {
+            // "Do not call" means no campaign of this centre calls again: the system list.
+            sqlx::query("INSERT INTO dnc (campaign_id, phone, reason, added_at) VALUES (0, $1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(&o.phone)
+                .bind(format!("disposition {code} on lead {}", lead.id))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let held_elsewhere = lead.state.is_leased() && lead.lease_owner.as_deref() != Some(o.owner.as_str());
+        let (state, due) = match decision {
+            Decision::Retry { at } => ("retry", Some(at)),
+            Decision::Callback { at } => ("callback", Some(at)),
+            Decision::Done => ("done", None),
+            Decision::Dnc => ("dnc", None),
+        };
+        if held_elsewhere {
+            sqlx::query("UPDATE leads SET attempts = attempts + 1, last_outcome = $1, updated_at = $2 WHERE id = $3")
+                .bind(&code)
+                .bind(now)
+                .bind(lead.id)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            let owner_agent = match &o.callback {
+                Some(cb) if cb.agent_only => o.agent_id,
+                _ => None,
+            };
+            sqlx::query(
+                "UPDATE leads SET state = $1, next_due_at = $2, attempts = attempts + 1, last_outcome = $3, \
+                 owner_agent_id = $4, lease_owner = NULL, lease_until = NULL, updated_at = $5 WHERE id = $6",
+            )
+            .bind(state)
+            .bind(due)
+            .bind(&code)
+            .bind(owner_agent)
+            .bind(now)
+            .bind(lead.id)
+            .execute(&mut *tx)
+            .await?;
+            // The callback this call served (if any) is done; a new one may replace it.
+            sqlx::query("UPDATE callbacks SET done_at = $1 WHERE lead_id = $2 AND done_at IS NULL")
+                .bind(now)
+                .bind(lead.id)
+                .execute(&mut *tx)
+                .await?;
+            if let (Decision::Callback { at }, Some(cb)) = (decision, &o.callback) {
+                sqlx::query("INSERT INTO callbacks (lead_id, campaign_id, agent_id, due_at, notes, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(lead.id)
+                    .bind(lead.campaign_id)
+                    .bind(owner_agent)
+                    .bind(at)
+                    .bind(&cb.notes)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Settled { attempt_id, decision: decision.into(), lead_updated: !held_elsewhere })
+    }
+
+}
+
+/// Flags of a disposition code; unknown codes are refused (they would break the CDR).
+async fn disposition_flags(conn: &mut sqlx::AnyConnection, code: &str) -> Result<DispositionFlags, StoreError> {
+    let row = sqlx::query(
+        "SELECT CASE WHEN human_contact THEN 1 ELSE 0 END, CASE WHEN sale THEN 1 ELSE 0 END, \
+         CASE WHEN callback THEN 1 ELSE 0 END, CASE WHEN dnc THEN 1 ELSE 0 END FROM dispositions WHERE code = $1",
+    )
+    .bind(code)
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| StoreError::Invalid(format!("disposition {code:?} does not exist")))?;
+    let b = |i: usize| -> Result<bool, StoreError> { Ok(row.try_get::<i64, _>(i)? != 0) };
+    Ok(DispositionFlags { code: code.to_string(), human_contact: b(0)?, sale: b(1)?, callback: b(2)?, dnc: b(3)? })
+}

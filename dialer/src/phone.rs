@@ -1,0 +1,134 @@
+//! Phone numbers: E.164 normalisation and the called party's time zone.
+//!
+//! Parsing and validation use the `phonenumber` crate (libphonenumber's metadata). The time
+//! zone is derived from the number's region through the IANA database's `zone.tab`
+//! (installed with the system's tzdata): a region with exactly one zone gets it. A region
+//! with several zones (US, CA, AU, RU, BR, MX…) stays unknown: neither crate carries
+//! libphonenumber's area-code → zone data, and a wrong guess would break calling windows.
+//! Unknown zones are handled safely by [`crate::window::WindowPolicy::open_for`].
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use chrono_tz::Tz;
+use phonenumber::country;
+
+/// Where the system's tzdata keeps the country → zone table.
+const ZONE_TAB: &str = "/usr/share/zoneinfo/zone.tab";
+
+/// Normalises numbers for one default country.
+#[derive(Debug, Clone)]
+pub struct Normalizer {
+    default: country::Id,
+}
+
+/// A number in E.164 with the region it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalized {
+    pub e164: String,
+    /// ISO 3166 alpha-2 region, when the metadata names one.
+    pub region: Option<String>,
+}
+
+impl Normalizer {
+    /// `default_country` is an ISO 3166 alpha-2 code such as `US` or `GB`.
+    pub fn new(default_country: &str) -> Result<Normalizer, String> {
+        let default = country::Id::from_str(&default_country.to_ascii_uppercase())
+            .map_err(|_| format!("{default_country:?} is not a country code (ISO 3166 alpha-2)"))?;
+        Ok(Normalizer { default })
+    }
+
+    /// The number in E.164, or why it is not a number we can dial.
+    pub fn normalize(&self, raw: &str) -> Result<Normalized, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("phone number is empty".into());
+        }
+        // A leading 00 is the international prefix in most of the world.
+        let owned;
+        let text = if let Some(rest) = raw.strip_prefix("00") {
+            owned = format!("+{rest}");
+            owned.as_str()
+        } else {
+            raw
+        };
+        let n = phonenumber::parse(Some(self.default), text).map_err(|e| format!("{raw:?} is not a phone number ({e})"))?;
+        if !phonenumber::is_valid(&n) {
+            return Err(format!("{raw:?} is not a valid number"));
+        }
+        let e164 = n.format().mode(phonenumber::Mode::E164).to_string();
+        let region = n.country().id().map(|id| id.as_ref().to_string());
+        Ok(Normalized { e164, region })
+    }
+}
+
+fn zone_table() -> &'static HashMap<String, Vec<String>> {
+    static TABLE: OnceLock<HashMap<String, Vec<String>>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let text = std::fs::read_to_string(ZONE_TAB).unwrap_or_else(|e| {
+            tracing::warn!(path = ZONE_TAB, error = %e, "no zone table: time zones are not derived from numbers");
+            String::new()
+        });
+        parse_zone_tab(&text)
+    })
+}
+
+/// `zone.tab`: `CC<TAB>coordinates<TAB>Zone[<TAB>comment]`, `#` comments.
+fn parse_zone_tab(text: &str) -> HashMap<String, Vec<String>> {
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let mut f = line.split('\t');
+        if let (Some(cc), Some(_), Some(zone)) = (f.next(), f.next(), f.next()) {
+            map.entry(cc.to_string()).or_default().push(zone.to_string());
+        }
+    }
+    map
+}
+
+/// The zone of a region when the region has exactly one (per the IANA database).
+pub fn zone_for_region(region: &str) -> Option<Tz> {
+    match zone_table().get(region)?.as_slice() {
+        [one] => one.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Every zone a region spans (empty when unknown).
+pub fn zones_of_region(region: &str) -> Vec<Tz> {
+    zone_table().get(region).map(|z| z.iter().filter_map(|s| s.parse().ok()).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_become_e164() {
+        let us = Normalizer::new("us").unwrap();
+        assert_eq!(us.normalize("(415) 555-2671").unwrap().e164, "+14155552671");
+        assert_eq!(us.normalize("+44 20 7946 0958").unwrap(), Normalized { e164: "+442079460958".into(), region: Some("GB".into()) });
+        assert_eq!(us.normalize("0044 20 7946 0958").unwrap().e164, "+442079460958");
+        let gb = Normalizer::new("GB").unwrap();
+        assert_eq!(gb.normalize("020 7946 0958").unwrap().e164, "+442079460958");
+        assert!(us.normalize("").unwrap_err().contains("empty"));
+        assert!(us.normalize("hello").is_err());
+        assert!(us.normalize("123").is_err());
+        assert!(Normalizer::new("XX").is_err());
+    }
+
+    #[test]
+    fn zones_come_from_the_region() {
+        let t = parse_zone_tab("# c\nGB\t+513030-0000731\tEurope/London\nUS\t+1\tAmerica/New_York\nUS\t+2\tAmerica/Chicago\tCentral\n");
+        assert_eq!(t["GB"], ["Europe/London"]);
+        assert_eq!(t["US"].len(), 2);
+        if zone_table().is_empty() {
+            eprintln!("note: {ZONE_TAB} missing; derived-zone checks skipped");
+            return;
+        }
+        assert_eq!(zone_for_region("GB"), Some(chrono_tz::Europe::London));
+        assert_eq!(zone_for_region("FR"), Some(chrono_tz::Europe::Paris));
+        assert_eq!(zone_for_region("US"), None);
+        assert!(zones_of_region("US").len() > 5);
+    }
+}

@@ -1,0 +1,252 @@
+//! The hopper and outcomes on SQLite and PostgreSQL: order, windows, DNC at dial time,
+//! retry rules, the abandon lockout, lease expiry and crash recovery, two claimers.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, TimeZone, Utc};
+use pacer_config::DialerConfig;
+use pacer_dialer::hopper::Hopper;
+use pacer_dialer::import::{ImportOptions, Mapping, import_csv};
+use pacer_dialer::lead_state::LeadState;
+use pacer_dialer::outcome::{CallOutcome, CallbackRequest, DecisionView};
+use pacer_dialer::settings::CampaignSettings;
+use pacer_dialer::store::{CampaignAction, DialMode, NewCampaign, Store};
+use pacer_dialer::test_support::TestDb;
+
+const HOUR: i64 = 3_600_000;
+
+/// Wednesday 2025-01-15 17:00 UTC: 12:00 New York, 09:00 Los Angeles, 17:00 London,
+/// 02:00 Tokyo.
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 1, 15, 17, 0, 0).unwrap()
+}
+
+fn cfg() -> DialerConfig {
+    DialerConfig { legal_window_start: "00:00".into(), legal_window_end: "24:00".into(), ..Default::default() }
+}
+
+async fn running(s: &Store, settings: CampaignSettings) -> i64 {
+    let c = s.create_campaign(&NewCampaign { name: "C".into(), dial_mode: DialMode::Predictive, settings }).await.unwrap();
+    s.campaign_action(c.id, CampaignAction::Start).await.unwrap();
+    c.id
+}
+
+async fn import(s: &Store, campaign: i64, list: &str, priority: i64, csv: String) -> i64 {
+    let l = s.create_list(campaign, list, priority).await.unwrap();
+    let r = import_csv(s, l.id, std::io::Cursor::new(csv.into_bytes()), ImportOptions { mapping: Mapping::default(), default_country: "US".into() })
+        .await
+        .unwrap();
+    assert_eq!(r.rejected_total, 0, "{r:?}");
+    l.id
+}
+
+fn outcome(lead: i64, phone: &str, code: &str, at: i64) -> CallOutcome {
+    CallOutcome { lead_id: lead, owner: "n1".into(), phone: phone.into(), outcome: code.into(), started_at: at, ..Default::default() }
+}
+
+#[tokio::test]
+async fn windows_in_three_zones_and_unknown_zones() {
+    for db in TestDb::all().await {
+        let s = &db.store;
+        let mut settings = CampaignSettings::default();
+        settings.windows.weekly = ["mon", "tue", "wed", "thu", "fri"].iter().map(|d| (d.to_string(), vec!["09:30-20:00".to_string()])).collect();
+        let c = running(s, settings).await;
+        let csv = "phone,tz\n\
+                   +12125550101,America/New_York\n\
+                   +13105550102,America/Los_Angeles\n\
+                   +442079460103,Europe/London\n\
+                   +81312345678,Asia/Tokyo\n\
+                   +12125550105,\n"
+            .to_string();
+        import(s, c, "L", 0, csv).await;
+        // Leases outlast the test's clock jumps, so earlier claims stay claimed.
+        let h = Hopper::new(s.clone(), &DialerConfig { lease_s: 86_400, ..cfg() });
+        // 17:00 UTC: New York (12:00) and London (17:00) are open; Los Angeles (09:00) and
+        // Tokyo (02:00) are not, so the unknown-zone lead waits too.
+        let got: Vec<String> = h.claim(c, "n1", 10, t0()).await.unwrap().into_iter().map(|c| c.number).collect();
+        assert_eq!(got, ["+12125550101", "+442079460103"], "{:?}", s.backend());
+        // 18:00 UTC: Los Angeles is 10:00 and joins; Tokyo is still 03:00.
+        let got: Vec<String> = h.claim(c, "n1", 10, t0() + chrono::Duration::hours(1)).await.unwrap().into_iter().map(|c| c.number).collect();
+        assert_eq!(got, ["+13105550102"]);
+        // 2025-01-16 01:00 UTC (Thursday 10:00 in Tokyo, Wednesday 20:00 in New York,
+        // 17:00 Los Angeles, 01:00 London): Tokyo opens; the unknown lead still waits
+        // because New York has closed and London is asleep.
+        let got: Vec<String> = h.claim(c, "n1", 10, t0() + chrono::Duration::hours(8)).await.unwrap().into_iter().map(|c| c.number).collect();
+        assert_eq!(got, ["+81312345678"]);
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn order_is_callbacks_then_retries_then_new_by_list_priority() {
+    for db in TestDb::all().await {
+        let s = &db.store;
+        let c = running(s, CampaignSettings::default()).await;
+        let low = import(s, c, "low", 1, "phone\n+14155550001\n+14155550002\n+14155550003\n".into()).await;
+        let high = import(s, c, "high", 9, "phone\n+14155550011\n+14155550012\n".into()).await;
+        let h = Hopper::new(s.clone(), &cfg());
+        let now = t0();
+        let ms = now.timestamp_millis();
+        let first = h.claim(c, "n1", 3, now).await.unwrap();
+        let lists: Vec<i64> = first.iter().map(|x| x.lead.list_id).collect();
+        assert_eq!(lists, [high, high, low], "higher priority list first");
+        // Settle: one no-answer (retry in 1 h), one callback in 30 minutes, one busy (15 min).
+        let zone = chrono_tz::UTC;
+        let r = s.record_outcome(&outcome(first[0].lead.id, &first[0].number, "no_answer", ms), ms, zone).await.unwrap();
+        assert_eq!(r.decision, DecisionView::Retry { at: ms + HOUR });
+        let mut cb = outcome(first[1].lead.id, &first[1].number, "answered", ms);
+        cb.callback = Some(CallbackRequest { at_local: (now + chrono::Duration::minutes(30)).naive_utc(), agent_only: false, notes: "after lunch".into() });
+        assert_eq!(s.record_outcome(&cb, ms, zone).await.unwrap().decision, DecisionView::Callback { at: ms + HOUR / 2 });
+        s.record_outcome(&outcome(first[2].lead.id, &first[2].number, "busy", ms), ms, zone).await.unwrap();
+        // Two hours later all three are due: callback first, then retries by due time
+        // (busy before no-answer), then the remaining new leads.
+        let later = now + chrono::Duration::hours(2);
+        let next: Vec<i64> = h.claim(c, "n1", 10, later).await.unwrap().into_iter().map(|x| x.lead.id).collect();
+        assert_eq!(&next[..3], [first[1].lead.id, first[2].lead.id, first[0].lead.id]);
+        assert_eq!(next.len(), 5);
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn dnc_blocks_a_number_at_dial_time() {
+    for db in TestDb::all().await {
+        let s = &db.store;
+        let c = running(s, CampaignSettings::default()).await;
+        import(s, c, "L", 0, "phone,alt_phone\n+14155550001,+14155550009\n+14155550002,\n+14155550003,\n".into()).await;
+        // Numbers reach the DNC tables behind the importer's back (another node, a bulk
+        // load): the hopper must still refuse them.
+        sqlx::query("INSERT INTO dnc (campaign_id, phone, reason, added_at) VALUES (0, '+14155550001', 'x', 0), ($1, '+14155550002', 'x', 0)")
+            .bind(c)
+            .execute(s.pool())
+            .await
+            .unwrap();
+        let h = Hopper::new(s.clone(), &cfg());
+        let got = h.claim(c, "n1", 10, t0()).await.unwrap();
+        let numbers: Vec<&str> = got.iter().map(|x| x.number.as_str()).collect();
+        assert_eq!(numbers, ["+14155550009", "+14155550003"], "the alternate replaces a DNC primary");
+        let blocked = s.search_leads(&pacer_dialer::store::LeadQuery { phone: Some("+14155550002".into()), ..Default::default() }).await.unwrap();
+        assert_eq!(blocked[0].state, LeadState::Dnc);
+        // A "dnc" disposition adds the number to the system list at once.
+        let ms = t0().timestamp_millis();
+        let d = s.record_outcome(&outcome(got[1].lead.id, "+14155550003", "dnc", ms), ms, chrono_tz::UTC).await.unwrap();
+        assert_eq!(d.decision, DecisionView::Dnc);
+        assert!(s.is_dnc(999, "+14155550003").await.unwrap());
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn retry_rules_and_the_72_hour_abandon_lockout() {
+    for db in TestDb::all().await {
+        let s = &db.store;
+        let mut settings = CampaignSettings::default();
+        settings.retry.max_attempts_per_lead = 3;
+        settings.retry.max_attempts_per_24h = 10;
+        let c = running(s, settings).await;
+        import(s, c, "L", 0, "phone\n+14155550001\n+14155550002\n".into()).await;
+        let h = Hopper::new(s.clone(), &cfg());
+        let mut now = t0();
+        let got = h.claim(c, "n1", 2, now).await.unwrap();
+        let (a, b) = (&got[0], &got[1]);
+        let ms = now.timestamp_millis();
+        let mut ab = outcome(b.lead.id, &b.number, "abandoned", ms);
+        ab.abandoned = true;
+        ab.answered_by = Some("human".into());
+        s.record_outcome(&ab, ms, chrono_tz::UTC).await.unwrap();
+        // a: no-answer three times, an hour apart → done after the third (max per lead).
+        for i in 0..3 {
+            let ms = now.timestamp_millis();
+            let d = s.record_outcome(&outcome(a.lead.id, &a.number, "no_answer", ms), ms, chrono_tz::UTC).await.unwrap();
+            if i < 2 {
+                assert_eq!(d.decision, DecisionView::Retry { at: ms + HOUR });
+                now += chrono::Duration::minutes(61);
+                let again = h.claim(c, "n1", 5, now).await.unwrap();
+                assert_eq!(again.len(), 1, "only a is due; b is locked out");
+                assert_eq!(again[0].lead.id, a.lead.id);
+            } else {
+                assert_eq!(d.decision, DecisionView::Done);
+            }
+        }
+        assert_eq!(s.lead(a.lead.id).await.unwrap().state, LeadState::Done);
+        // b returns only 72 hours after the abandoned call.
+        assert!(h.claim(c, "n1", 5, t0() + chrono::Duration::hours(71)).await.unwrap().is_empty());
+        let back = h.claim(c, "n1", 5, t0() + chrono::Duration::hours(72)).await.unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].lead.id, b.lead.id);
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn leases_expire_and_start_up_reconciles_a_crash() {
+    for db in TestDb::all().await {
+        let s = &db.store;
+        let c = running(s, CampaignSettings::default()).await;
+        import(s, c, "L", 0, (0..6).fold("phone\n".to_string(), |acc, i| acc + &format!("+1415555010{i}\n"))).await;
+        let h = Hopper::new(s.clone(), &DialerConfig { lease_s: 60, ..cfg() });
+        let now = t0();
+        let a = h.claim(c, "node-a", 3, now).await.unwrap();
+        h.mark_dialling(a[0].lead.id, "node-a", now.timestamp_millis()).await.unwrap();
+        let b = h.claim(c, "node-b", 3, now).await.unwrap();
+        assert!(h.claim(c, "node-b", 3, now).await.unwrap().is_empty(), "everything is leased");
+        let ids_a: HashSet<i64> = a.iter().map(|x| x.lead.id).collect();
+        assert!(b.iter().all(|x| !ids_a.contains(&x.lead.id)));
+        // node-a crashes and restarts: its leases return at once; node-b's stay.
+        assert_eq!(h.reconcile_leases("node-a", now.timestamp_millis()).await.unwrap(), 3);
+        let again: HashSet<i64> = h.claim(c, "node-c", 10, now).await.unwrap().into_iter().map(|x| x.lead.id).collect();
+        assert_eq!(again, ids_a);
+        // Past the lease, node-b's (never settled) leads return too.
+        let later = now + chrono::Duration::seconds(61);
+        let rest = h.claim(c, "node-d", 10, later).await.unwrap();
+        assert_eq!(rest.len(), 6);
+        assert!(rest.iter().all(|x| x.lead.state == LeadState::Hopper && x.lead.lease_owner.as_deref() == Some("node-d")));
+        // A late outcome from node-b is still recorded but does not yank node-d's lead.
+        let ms = later.timestamp_millis();
+        let late = CallOutcome { owner: "node-b".into(), ..outcome(b[0].lead.id, &b[0].number, "busy", ms) };
+        let r = s.record_outcome(&late, ms, chrono_tz::UTC).await.unwrap();
+        assert!(!r.lead_updated);
+        let lead = s.lead(b[0].lead.id).await.unwrap();
+        assert_eq!((lead.state, lead.attempts), (LeadState::Hopper, 1));
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn two_claimers_never_take_the_same_lead() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let s = &db.store;
+    let c = running(s, CampaignSettings::default()).await;
+    const N: usize = 3000;
+    let csv = (0..N).fold(String::from("phone\n"), |acc, i| acc + &format!("+1415{:07}\n", 2_000_000 + i));
+    import(s, c, "L", 0, csv).await;
+    let mut tasks = Vec::new();
+    for node in ["node-1", "node-2"] {
+        // Each claimer has its own pool, as two processes would.
+        let store = Store::connect(&db.url, &Default::default()).await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let h = Hopper::new(store, &cfg());
+            let mut mine = Vec::new();
+            loop {
+                let got = h.claim(c, node, 7, t0()).await.unwrap();
+                if got.is_empty() {
+                    break;
+                }
+                mine.extend(got.into_iter().map(|x| x.lead.id));
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    let mut per_node = Vec::new();
+    for t in tasks {
+        let got = t.await.unwrap();
+        per_node.push(got.len());
+        all.extend(got);
+    }
+    let unique: HashSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), N, "claims per node: {per_node:?}");
+    assert_eq!(unique.len(), N, "a lead was claimed twice");
+    assert!(per_node.iter().all(|&n| n > 0), "both claimers worked: {per_node:?}");
+    db.cleanup().await;
+}

@@ -1,0 +1,167 @@
+//! The API through the real router (tower `oneshot`), on SQLite and PostgreSQL.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use pacer_dialer::test_support::TestDb;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::http::{AppState, router};
+
+fn app(db: &TestDb) -> axum::Router {
+    let mut cfg = pacer_config::Config::default();
+    cfg.dialer.legal_window_start = "00:00".into();
+    cfg.dialer.legal_window_end = "24:00".into();
+    router(AppState { store: db.store.clone(), metrics: crate::metrics::Metrics::new(), config: Arc::new(cfg) })
+}
+
+async fn call(app: &axum::Router, method: &str, uri: &str, body: Option<(&str, String)>) -> (StatusCode, String) {
+    let mut req = Request::builder().method(method).uri(uri);
+    let body = match body {
+        Some((ct, b)) => {
+            req = req.header("content-type", ct);
+            Body::from(b)
+        }
+        None => Body::empty(),
+    };
+    let resp = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20).await.unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+async fn json_call(app: &axum::Router, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let (s, text) = call(app, method, uri, body.map(|b| ("application/json", b.to_string()))).await;
+    (s, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+#[test]
+fn every_route_is_in_the_openapi_document_and_back() {
+    let doc: Value = serde_json::from_str(super::OPENAPI).unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    let routes = super::routes();
+    for (method, path, _) in &routes {
+        assert!(paths.get(*path).and_then(|p| p.get(*method)).is_some(), "{method} {path} missing from openapi.json");
+    }
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            assert!(routes.iter().any(|(m, p, _)| m == method && p == path), "openapi.json lists {method} {path}, the router does not");
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_input_gets_4xx_json_with_a_code() {
+    let db = TestDb::sqlite().await;
+    let app = app(&db);
+    let cases: Vec<(&str, &str, Option<(&str, String)>, StatusCode, &str)> = vec![
+        ("POST", "/api/v1/campaigns", Some(("application/json", "{not json".into())), StatusCode::BAD_REQUEST, "bad_json"),
+        ("POST", "/api/v1/campaigns", Some(("application/json", r#"{"name": 5}"#.into())), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        ("POST", "/api/v1/campaigns", Some(("application/json", r#"{"name": "x", "colour": 1}"#.into())), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        ("POST", "/api/v1/campaigns", Some(("text/plain", r#"{"name": "x"}"#.into())), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        ("POST", "/api/v1/campaigns", Some(("application/json", r#"{"name": ""}"#.into())), StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        ("POST", "/api/v1/campaigns", Some(("application/json", r#"{"name": "x", "dial_mode": "turbo"}"#.into())), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        ("GET", "/api/v1/campaigns/abc", None, StatusCode::BAD_REQUEST, "bad_path"),
+        ("GET", "/api/v1/campaigns/99", None, StatusCode::NOT_FOUND, "not_found"),
+        ("GET", "/api/v1/leads?limit=many", None, StatusCode::BAD_REQUEST, "bad_query"),
+        ("GET", "/api/v1/leads?state=flying", None, StatusCode::BAD_REQUEST, "bad_query"),
+        ("GET", "/api/v1/reports/cdr?format=xml", None, StatusCode::BAD_REQUEST, "bad_query"),
+        ("POST", "/api/v1/lists/1/import", Some(("text/csv", "phone\n1\n".into())), StatusCode::NOT_FOUND, "not_found"),
+        ("POST", "/api/v1/outcomes", Some(("application/json", "{}".into())), StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        ("GET", "/api/v1/nothing", None, StatusCode::NOT_FOUND, "not_found"),
+        ("DELETE", "/api/v1/campaigns", None, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+    ];
+    for (method, uri, body, status, code) in cases {
+        let (s, text) = call(&app, method, uri, body).await;
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {uri}: not JSON: {text}"));
+        assert_eq!((s, v["code"].as_str().unwrap_or("")), (status, code), "{method} {uri}: {text}");
+        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{method} {uri}: {text}");
+    }
+    // Settings: every problem at once, with the field of each.
+    let (s, v) = json_call(&app, "POST", "/api/v1/campaigns", Some(json!({"name": "x", "settings": {"abandon_target": 0.1, "ring_timeout_s": 5}}))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["code"], "invalid_settings");
+    assert_eq!(v["field"], "settings.abandon_target");
+    assert_eq!(v["problems"].as_array().unwrap().len(), 2, "{v}");
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_campaign_from_creation_to_reports() {
+    for db in TestDb::all().await {
+        let app = app(&db);
+        let (s, c) = json_call(&app, "POST", "/api/v1/campaigns", Some(json!({"name": "Renewals", "dial_mode": "power", "settings": {"power_ratio": 2.0}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{c}");
+        let id = c["id"].as_i64().unwrap();
+        assert_eq!(c["settings"]["abandon_target"], 0.03);
+        let (s, v) = json_call(&app, "POST", "/api/v1/campaigns", Some(json!({"name": "Renewals"}))).await;
+        assert_eq!((s, v["code"].as_str()), (StatusCode::CONFLICT, Some("conflict")));
+        let (s, v) = json_call(&app, "POST", &format!("/api/v1/campaigns/{id}/pause"), None).await;
+        assert_eq!((s, v["code"].as_str()), (StatusCode::CONFLICT, Some("invalid_transition")));
+        let (s, v) = json_call(&app, "PATCH", &format!("/api/v1/campaigns/{id}"), Some(json!({"settings": {"wrap_up_s": 10}}))).await;
+        assert_eq!((s, &v["settings"]["wrap_up_s"]), (StatusCode::OK, &json!(10)));
+        let (s, _) = json_call(&app, "POST", &format!("/api/v1/campaigns/{id}/start"), None).await;
+        assert_eq!(s, StatusCode::OK);
+
+        let (s, l) = json_call(&app, "POST", &format!("/api/v1/campaigns/{id}/lists"), Some(json!({"name": "Q4", "priority": 3}))).await;
+        assert_eq!(s, StatusCode::CREATED);
+        let list = l["id"].as_i64().unwrap();
+        let csv = "Mobile;Name;Plan\n(415) 555-0101;Ann;gold\nnope;Bob;x\n415 555 0102;Cy;silver\n415 555 0101;Ann2;gold\n";
+        let (s, text) = call(&app, "POST", &format!("/api/v1/lists/{list}/import?map=phone=Mobile"), Some(("text/csv", csv.into()))).await;
+        assert_eq!(s, StatusCode::OK, "{text}");
+        let r: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((r["imported"].as_i64(), r["duplicates"].as_i64(), r["rejected"][0]["line"].as_i64()), (Some(2), Some(1), Some(3)), "{r}");
+        let (s, v) = json_call(&app, "POST", &format!("/api/v1/lists/{list}/import"), None).await;
+        assert_eq!((s, v["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("bad_csv")));
+
+        let (_, leads) = json_call(&app, "GET", &format!("/api/v1/leads?list_id={list}"), None).await;
+        assert_eq!(leads.as_array().unwrap().len(), 2);
+        let lead = leads[0]["id"].as_i64().unwrap();
+        let (s, v) = json_call(&app, "PATCH", &format!("/api/v1/leads/{lead}"), Some(json!({"fields": {"plan": "platinum"}, "time_zone": "America/Chicago"}))).await;
+        assert_eq!((s, &v["fields"]["plan"]), (StatusCode::OK, &json!("platinum")), "{v}");
+        let (s, v) = json_call(&app, "PATCH", &format!("/api/v1/leads/{lead}"), Some(json!({"time_zone": "Mars/Base"}))).await;
+        assert_eq!((s, v["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid")));
+        let (s, text) = call(&app, "GET", &format!("/api/v1/lists/{list}/export"), None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(text.starts_with("id,phone,") && text.contains("+14155550101") && text.contains("platinum"), "{text}");
+
+        // DNC through the API, then an outcome and the reports.
+        let (s, v) = json_call(&app, "POST", "/api/v1/dnc/0", Some(json!({"phones": ["415 555 0102"], "reason": "asked"}))).await;
+        assert_eq!((s, &v["added"]), (StatusCode::CREATED, &json!(1)));
+        let (s, v) = json_call(&app, "POST", "/api/v1/dnc/0", Some(json!({"phones": ["12"]}))).await;
+        assert_eq!((s, v["code"].as_str(), v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_phone"), Some("phones[0]")));
+        let (_, v) = json_call(&app, "GET", "/api/v1/dnc/0", None).await;
+        assert_eq!(v[0]["phone"], "+14155550102");
+        let (s, text) = call(&app, "POST", &format!("/api/v1/dnc/{id}/import"), Some(("text/csv", "phone\n+442079460958\nbad\n".into()))).await;
+        assert_eq!(s, StatusCode::OK, "{text}");
+        assert!(text.contains(r#""added":1"#) && text.contains(r#""line":3"#), "{text}");
+
+        let now = pacer_dialer::store::now_ms();
+        let o = json!({"lead_id": lead, "owner": "api-test", "phone": "+14155550101", "outcome": "answered", "answered_by": "human",
+                       "started_at": now, "talk_s": 42.0, "disposition": "answered",
+                       "callback": {"at_local": "2030-01-02T10:00:00", "agent_only": false}});
+        let (s, v) = json_call(&app, "POST", "/api/v1/outcomes", Some(o)).await;
+        assert_eq!((s, &v["decision"]["state"]), (StatusCode::OK, &json!("callback")), "{v}");
+        let (_, cbs) = json_call(&app, "GET", &format!("/api/v1/callbacks?campaign_id={id}"), None).await;
+        assert_eq!(cbs.as_array().unwrap().len(), 1);
+        // 10:00 in Chicago (the lead's zone since the edit) is 16:00 UTC in January.
+        assert_eq!(cbs[0]["due_at"], 1893600000000i64);
+
+        let (_, v) = json_call(&app, "GET", &format!("/api/v1/reports/campaigns/{id}/penetration"), None).await;
+        assert_eq!((v[0]["total"].as_i64(), v[0]["retryable"].as_i64(), v[0]["dnc"].as_i64()), (Some(2), Some(1), Some(1)), "{v}");
+        let (s, text) = call(&app, "GET", &format!("/api/v1/reports/campaigns/{id}/outcomes?format=csv&from=0"), None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(text.starts_with("list_id,code,calls,talk_s") && text.contains(",answered,1,42"), "{text}");
+        let (_, v) = json_call(&app, "GET", &format!("/api/v1/reports/campaigns/{id}/hourly?from=0"), None).await;
+        assert_eq!(v[0]["contacts"], 1);
+        let (_, v) = json_call(&app, "GET", &format!("/api/v1/reports/cdr?campaign_id={id}"), None).await;
+        assert_eq!(v[0]["talk_s"], 42.0);
+        let (_, v) = json_call(&app, "GET", &format!("/api/v1/campaigns/{id}/abandon"), None).await;
+        assert_eq!(v["since_start"]["answered"], 1);
+        let (s, _) = call(&app, "GET", "/api/v1/openapi.json", None).await;
+        assert_eq!(s, StatusCode::OK);
+        db.cleanup().await;
+    }
+}
