@@ -10,8 +10,23 @@ use pacer_dialer::sim::{self, Policy, Scenario};
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
     /// Scenario file (TOML), such as benches/scenarios/M.toml.
+    #[arg(long, required_unless_present = "from_campaign", conflicts_with = "from_campaign")]
+    scenario: Option<PathBuf>,
+    /// Learn the scenario from a campaign's attempts (id or name) in the configured database.
     #[arg(long)]
-    scenario: PathBuf,
+    from_campaign: Option<String>,
+    /// Days of history to learn from (with --from-campaign).
+    #[arg(long, default_value_t = 30, requires = "from_campaign")]
+    days: u32,
+    /// Agents to simulate (required with --from-campaign; overrides the scenario's).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    agents: Option<u32>,
+    /// Hours to simulate (overrides the scenario's; 8 with --from-campaign).
+    #[arg(long)]
+    hours: Option<f64>,
+    /// Configuration file, for the database (with --from-campaign).
+    #[arg(long, short, env = "PACER_CONFIG")]
+    config: Option<PathBuf>,
     /// progressive, power, adaptive, predictive, or all.
     #[arg(long, default_value = "predictive")]
     policy: String,
@@ -27,17 +42,33 @@ pub struct SimulateArgs {
 }
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.scenario).with_context(|| format!("reading {}", args.scenario.display()))?;
-    let mut scenario = match Scenario::from_toml(&text) {
-        Ok(s) => s,
-        Err(problems) => {
-            eprintln!("{}: {} problem(s):", args.scenario.display(), problems.len());
-            for p in problems {
-                eprintln!("  {p}");
+    let mut scenario = match (&args.scenario, &args.from_campaign) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            match Scenario::from_toml(&text) {
+                Ok(s) => s,
+                Err(problems) => {
+                    eprintln!("{}: {} problem(s):", path.display(), problems.len());
+                    for p in problems {
+                        eprintln!("  {p}");
+                    }
+                    return Ok(ExitCode::FAILURE);
+                }
             }
-            return Ok(ExitCode::FAILURE);
         }
+        (None, Some(campaign)) => {
+            let agents = args.agents.context("--from-campaign needs --agents N (how many agents to simulate)")?;
+            learned(campaign, args.days, agents, args.hours.unwrap_or(8.0), args.config.as_deref())?
+        }
+        (None, None) => anyhow::bail!("give --scenario FILE or --from-campaign ID"),
     };
+    if let Some(a) = args.agents {
+        scenario.agents = a;
+    }
+    if let Some(h) = args.hours {
+        anyhow::ensure!(h > 0.0 && h <= 744.0, "--hours must be between 0 and 744");
+        scenario.hours = h;
+    }
     if let Some(r) = args.ratio {
         anyhow::ensure!(r >= 1.0, "--ratio must be at least 1");
         scenario.pacing.power_ratio = r;
@@ -69,4 +100,22 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A scenario learned from the campaign's recent attempts.
+fn learned(campaign: &str, days: u32, agents: u32, hours: f64, config: Option<&std::path::Path>) -> anyhow::Result<Scenario> {
+    let cfg = pacer_config::Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let store = crate::cli::open_store(&cfg).await?;
+        let c = match campaign.parse::<i64>() {
+            Ok(id) => store.campaign(id).await,
+            Err(_) => store.campaign_by_name(campaign).await,
+        }
+        .with_context(|| format!("--from-campaign {campaign}"))?;
+        let since = pacer_dialer::store::now_ms() - i64::from(days) * 86_400_000;
+        let s = store.learned_scenario(c.id, since, agents, hours).await?;
+        store.close().await;
+        anyhow::Ok(s)
+    })
 }

@@ -137,3 +137,18 @@ fn simulate_rejects_a_bad_scenario_and_runs_a_good_one() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--policy"));
 }
+
+#[test]
+fn simulate_from_campaign_explains_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| Command::new(PACER).arg("simulate").args(args).current_dir(dir.path()).env_remove("PACER_DATABASE__URL").output().unwrap();
+    let out = run(&["--from-campaign", "Renewals"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--agents"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(Command::new(PACER).arg("migrate").current_dir(dir.path()).env_remove("PACER_DATABASE__URL").output().unwrap().status.success());
+    let out = run(&["--from-campaign", "Renewals", "--agents", "10"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--from-campaign Renewals"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[]);
+    assert!(!out.status.success(), "neither --scenario nor --from-campaign");
+}

@@ -6,6 +6,7 @@
 //! engine sees only what a live dialer sees: agent states and their ages, calls in flight
 //! and their stages, and outcomes as they resolve. An 8-hour day takes well under a second.
 
+mod learned;
 mod scenario;
 
 use std::cmp::Reverse;
@@ -18,6 +19,7 @@ use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
 use serde::Serialize;
 
+pub use learned::{LearnError, MIN_ATTEMPTS, MIN_HUMANS};
 pub use scenario::Scenario;
 
 use crate::pacing::{AbandonFigures, CallInFlight, CallStage, CampaignPacer, Outcome, PacingInput, PacingMode, PacingSettings};

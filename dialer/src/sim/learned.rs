@@ -1,0 +1,123 @@
+//! Scenarios learned from a campaign's own history, for `pacer simulate --from-campaign`:
+//! a manager sees what a setting would give with *their* answer rates, ring times and
+//! talk times before changing it live.
+
+use sqlx::Row;
+
+use super::scenario::{Amd, Drift, MeanCv, MeanSd, MeanSigmaLog, Outcomes, Scenario, ScenarioPacing, Timing};
+use crate::store::{Store, StoreError};
+
+/// Fewest attempts and human answers a learned scenario needs.
+pub const MIN_ATTEMPTS: usize = 100;
+pub const MIN_HUMANS: usize = 20;
+
+/// Why no scenario could be learned.
+#[derive(Debug, thiserror::Error)]
+pub enum LearnError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "campaign {campaign}: not enough history to learn from ({attempts} attempts and {humans} human answers in the window; at least {MIN_ATTEMPTS} and {MIN_HUMANS} needed)"
+    )]
+    NotEnough { campaign: i64, attempts: usize, humans: usize },
+}
+
+fn mean_sd(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len().max(1) as f64;
+    let m = xs.iter().sum::<f64>() / n;
+    let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n;
+    (m, v.sqrt())
+}
+
+impl Store {
+    /// A scenario with the campaign's outcome shares and timings over attempts started at or
+    /// after `since_ms`, for `agents` agents over `hours`.
+    pub async fn learned_scenario(&self, campaign: i64, since_ms: i64, agents: u32, hours: f64) -> Result<Scenario, LearnError> {
+        let c = self.campaign(campaign).await?;
+        let settings = &c.settings;
+        let rows = sqlx::query(
+            "SELECT started_at, answered_at, ended_at, outcome, answered_by, talk_s, wrap_s, connected_at \
+             FROM lead_attempts WHERE campaign_id = $1 AND started_at >= $2 ORDER BY started_at DESC LIMIT 200000",
+        )
+        .bind(campaign)
+        .bind(since_ms)
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::from)?;
+        let (mut humans, mut machines, mut failed) = (0usize, 0usize, 0usize);
+        let (mut ring_h, mut ring_m, mut fail_after, mut talk, mut wrap) = (vec![], vec![], vec![], vec![], vec![]);
+        for r in &rows {
+            let started: i64 = r.try_get("started_at").map_err(StoreError::from)?;
+            let answered: Option<i64> = r.try_get("answered_at").map_err(StoreError::from)?;
+            let ended: Option<i64> = r.try_get("ended_at").map_err(StoreError::from)?;
+            let outcome: String = r.try_get("outcome").map_err(StoreError::from)?;
+            let by: Option<String> = r.try_get("answered_by").map_err(StoreError::from)?;
+            let connected: Option<i64> = r.try_get("connected_at").map_err(StoreError::from)?;
+            let secs = |t: i64| (t - started) as f64 / 1000.0;
+            match by.as_deref() {
+                Some("human") => {
+                    humans += 1;
+                    ring_h.extend(answered.map(secs));
+                    if connected.is_some() {
+                        let t: f64 = r.try_get("talk_s").map_err(StoreError::from)?;
+                        let w: f64 = r.try_get("wrap_s").map_err(StoreError::from)?;
+                        if t > 0.0 {
+                            talk.push(t);
+                        }
+                        wrap.push(w);
+                    }
+                }
+                Some("machine") => {
+                    machines += 1;
+                    ring_m.extend(answered.map(secs));
+                }
+                _ if matches!(outcome.as_str(), "busy" | "invalid_number" | "congestion") => {
+                    failed += 1;
+                    fail_after.extend(ended.map(secs));
+                }
+                _ => {}
+            }
+        }
+        let n = rows.len();
+        if n < MIN_ATTEMPTS || humans < MIN_HUMANS || talk.is_empty() {
+            return Err(LearnError::NotEnough { campaign, attempts: n, humans });
+        }
+        let share = |k: usize| k as f64 / n as f64;
+        let timeout = f64::from(settings.ring_timeout_s);
+        let ring = |xs: &[f64], default: f64| {
+            let (m, sd) = if xs.is_empty() { (default, default / 2.0) } else { mean_sd(xs) };
+            MeanSd { mean: m.clamp(0.5, timeout - 0.5), sd: sd.max(0.1) }
+        };
+        let logs: Vec<f64> = talk.iter().map(|t| t.ln()).collect();
+        let (talk_mean, _) = mean_sd(&talk);
+        let (_, sigma_log) = mean_sd(&logs);
+        let (wrap_mean, wrap_sd) = mean_sd(&wrap);
+        Ok(Scenario {
+            name: format!("{} (learned)", c.name),
+            agents,
+            hours,
+            outcomes: Outcomes { human: share(humans), machine: share(machines), busy: share(failed) },
+            timing: Timing {
+                ring_human: ring(&ring_h, 8.0),
+                ring_machine: ring(&ring_m, 12.0),
+                busy_after: if fail_after.is_empty() { 3.0 } else { mean_sd(&fail_after).0.max(0.1) },
+                no_answer_timeout: timeout,
+                // Detection and connect times are not recorded per call: Pacer's defaults.
+                amd_human_verdict: 1.0,
+                amd_machine_verdict: 3.0,
+                connect_limit: 2.0,
+                talk: MeanSigmaLog { mean: talk_mean, sigma_log },
+                wrap: MeanCv { mean: wrap_mean.max(0.0), cv: if wrap_mean > 0.0 { wrap_sd / wrap_mean } else { 0.0 } },
+            },
+            amd: Amd::default(),
+            drift: Drift::default(),
+            pacing: ScenarioPacing {
+                abandon_target: settings.abandon_target,
+                max_lines_per_agent: settings.max_lines_per_agent,
+                min_agents: settings.min_agents_predictive,
+                power_ratio: settings.power_ratio.max(1.0),
+                ..ScenarioPacing::default()
+            },
+        })
+    }
+}
