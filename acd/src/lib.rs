@@ -145,6 +145,17 @@ struct Agent {
     state: AgentState,
     since: Time,
     calls: u32,
+    /// A supervisor's forced state, applied when the agent's current call and wrap-up end.
+    forced: Option<AgentState>,
+}
+
+/// One agent state change, for the agent time report and the supervisor's live view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    pub agent: AgentId,
+    pub from: AgentState,
+    pub to: AgentState,
+    pub at: Time,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +175,7 @@ pub struct Acd {
     seq: u64,
     tie_break: TieBreak,
     pending: Vec<Assignment>,
+    changes: Vec<StateChange>,
 }
 
 impl Acd {
@@ -181,7 +193,7 @@ impl Acd {
             Some(a) => a.spec = spec,
             None => {
                 let id = spec.id;
-                self.agents.insert(id, Agent { spec, state: AgentState::LoggedOut, since: Time::ZERO, calls: 0 });
+                self.agents.insert(id, Agent { spec, state: AgentState::LoggedOut, since: Time::ZERO, calls: 0, forced: None });
             }
         }
     }
@@ -200,13 +212,48 @@ impl Acd {
         self.agents.get_mut(&id).ok_or(AcdError::UnknownAgent(id))
     }
 
+    /// Every state change goes through here, so the change log misses none.
+    fn set_state(&mut self, id: AgentId, to: AgentState, at: Time) {
+        let a = self.agents.get_mut(&id).expect("callers check the agent exists");
+        let from = std::mem::replace(&mut a.state, to.clone());
+        a.since = at;
+        self.changes.push(StateChange { agent: id, from, to, at });
+    }
+
+    /// State changes since the last call, oldest first (to store and to publish).
+    pub fn drain_changes(&mut self) -> Vec<StateChange> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// A supervisor forces an agent not ready (or logged out). An agent on a call keeps it;
+    /// the forced state applies when the call and its wrap-up end.
+    pub fn force(&mut self, id: AgentId, to: AgentState, now: Time) -> Result<(), AcdError> {
+        if !matches!(to, AgentState::NotReady(_) | AgentState::LoggedOut) {
+            return Err(AcdError::BadState { agent: id, action: "be forced into a state other than not ready or logged out", state: self.agent_mut(id)?.state.name() });
+        }
+        let a = self.agent_mut(id)?;
+        if a.state.holds_call() || matches!(a.state, AgentState::WrapUp { .. }) {
+            a.forced = Some(to);
+        } else {
+            a.forced = None;
+            self.set_state(id, to, now);
+        }
+        Ok(())
+    }
+
+    /// Where an agent goes when wrap-up ends: a forced state, or ready.
+    fn after_wrap(&mut self, id: AgentId) -> AgentState {
+        self.agents.get_mut(&id).and_then(|a| a.forced.take()).unwrap_or(AgentState::Ready)
+    }
+
     fn transition(&mut self, id: AgentId, action: &'static str, now: Time, allowed: impl Fn(&AgentState) -> bool, to: AgentState) -> Result<(), AcdError> {
         let a = self.agent_mut(id)?;
         if !allowed(&a.state) {
             return Err(AcdError::BadState { agent: id, action, state: a.state.name() });
         }
-        a.state = to;
-        a.since = now;
+        // The agent's own choice replaces a pending forced state.
+        a.forced = None;
+        self.set_state(id, to, now);
         Ok(())
     }
 
@@ -263,9 +310,8 @@ impl Acd {
             return Ok(());
         }
         let agent = self.call_agent.remove(&call).ok_or(AcdError::UnknownCall(call))?;
-        let a = self.agent_mut(agent)?;
-        a.state = AgentState::Ready;
-        a.since = now;
+        let next = self.after_wrap(agent);
+        self.set_state(agent, next, now);
         self.dispatch(now);
         Ok(())
     }
@@ -280,10 +326,9 @@ impl Acd {
     /// The call ended: its agent wraps up for `wrap` (zero means ready at once).
     pub fn hangup(&mut self, call: CallId, wrap: Duration, now: Time) -> Result<AgentId, AcdError> {
         let agent = self.call_agent.remove(&call).ok_or(AcdError::UnknownCall(call))?;
-        let a = self.agent_mut(agent)?;
-        a.calls += 1;
-        a.since = now;
-        a.state = if wrap.is_zero() { AgentState::Ready } else { AgentState::WrapUp { until: now + wrap } };
+        self.agent_mut(agent)?.calls += 1;
+        let next = if wrap.is_zero() { self.after_wrap(agent) } else { AgentState::WrapUp { until: now + wrap } };
+        self.set_state(agent, next, now);
         self.dispatch(now);
         Ok(agent)
     }
@@ -291,13 +336,17 @@ impl Acd {
     /// Advance to `now`: wrap-ups that ended make agents ready, and waiting calls get agents.
     /// Returns the assignments made since the last poll (including those made by events).
     pub fn poll(&mut self, now: Time) -> Vec<Assignment> {
-        for a in self.agents.values_mut() {
-            if let AgentState::WrapUp { until } = a.state {
-                if until <= now {
-                    a.state = AgentState::Ready;
-                    a.since = until;
-                }
-            }
+        let ended: Vec<(AgentId, Time)> = self
+            .agents
+            .values()
+            .filter_map(|a| match a.state {
+                AgentState::WrapUp { until } if until <= now => Some((a.spec.id, until)),
+                _ => None,
+            })
+            .collect();
+        for (id, until) in ended {
+            let next = self.after_wrap(id);
+            self.set_state(id, next, until);
         }
         self.dispatch(now);
         std::mem::take(&mut self.pending)
@@ -339,9 +388,7 @@ impl Acd {
     }
 
     fn reserve(&mut self, agent: AgentId, call: CallId, now: Time) {
-        let a = self.agents.get_mut(&agent).expect("picked agents exist");
-        a.state = AgentState::Reserved(call);
-        a.since = now;
+        self.set_state(agent, AgentState::Reserved(call), now);
         self.call_agent.insert(call, agent);
     }
 

@@ -96,6 +96,40 @@ fn view_reports_elapsed_times() {
     assert_eq!(v.logged_in, 2);
 }
 
+#[test]
+fn forced_not_ready_waits_for_the_call_to_end() {
+    let mut acd = ready_acd(&[1, 2]);
+    acd.set_ready(1, s(0)).unwrap();
+    acd.offer(CallOffer::new(9), s(1));
+    acd.connected(9, s(1)).unwrap();
+    acd.force(1, AgentState::NotReady(NotReadyReason::Forced), s(2)).unwrap();
+    assert!(matches!(acd.state(1).unwrap().0, AgentState::OnCall(9)), "the customer call is not cut");
+    acd.hangup(9, Duration::from_secs(5), s(10)).unwrap();
+    acd.poll(s(15));
+    assert_eq!(acd.state(1).unwrap().0, &AgentState::NotReady(NotReadyReason::Forced));
+    // An idle agent is forced at once; forcing into ready is refused.
+    acd.force(2, AgentState::LoggedOut, s(16)).unwrap();
+    assert_eq!(acd.state(2).unwrap().0, &AgentState::LoggedOut);
+    assert!(acd.force(1, AgentState::Ready, s(17)).is_err());
+}
+
+#[test]
+fn every_state_change_is_logged_with_its_time() {
+    let mut acd = ready_acd(&[1]);
+    acd.drain_changes();
+    acd.set_ready(1, s(1)).unwrap();
+    acd.offer(CallOffer::new(3), s(2));
+    acd.connected(3, s(2)).unwrap();
+    acd.hangup(3, Duration::from_secs(10), s(60)).unwrap();
+    acd.poll(s(75));
+    let log: Vec<(&str, &str, u64)> = acd.drain_changes().iter().map(|c| (c.from.name(), c.to.name(), c.at.as_secs())).collect();
+    assert_eq!(
+        log,
+        vec![("not_ready", "ready", 1), ("ready", "reserved", 2), ("reserved", "on_call", 2), ("on_call", "wrap_up", 60), ("wrap_up", "ready", 70)]
+    );
+    assert!(acd.drain_changes().is_empty());
+}
+
 #[derive(Debug, Clone)]
 enum Ev {
     Ready(u64),
@@ -139,6 +173,7 @@ proptest! {
         let mut now = Time::ZERO;
         let mut next_call = 0u64;
         let mut live: Vec<CallId> = Vec::new();
+        let mut last_state: std::collections::HashMap<AgentId, AgentState> = Default::default();
         for e in events {
             match e {
                 Ev::Ready(a) => { let _ = acd.set_ready(a, now); }
@@ -163,6 +198,16 @@ proptest! {
                 Ev::Tick(dt) => { now += Duration::from_secs(u64::from(dt)); }
             }
             acd.poll(now);
+            // The change log chains: each change starts where the agent's previous one ended.
+            for c in acd.drain_changes() {
+                if let Some(prev) = last_state.insert(c.agent, c.to.clone()) {
+                    prop_assert_eq!(prev, c.from.clone());
+                }
+                prop_assert!(c.at <= now);
+            }
+            for (id, a) in &acd.agents {
+                if let Some(s) = last_state.get(id) { prop_assert_eq!(s, &a.state); }
+            }
 
             // One call per agent, and the ACD's call map agrees with agent states.
             let mut seen = HashSet::new();

@@ -292,6 +292,8 @@ impl World<'_> {
         for a in self.acd.poll(secs(self.now)) {
             self.connect(a.call);
         }
+        // Agents' state history is not part of a simulation's figures.
+        self.acd.drain_changes();
     }
 
     fn tick(&mut self) {
