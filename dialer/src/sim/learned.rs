@@ -2,14 +2,14 @@
 //! a manager sees what a setting would give with *their* answer rates, ring times and
 //! talk times before changing it live.
 
-use sqlx::Row;
-
 use super::scenario::{Amd, Drift, MeanCv, MeanSd, MeanSigmaLog, Outcomes, Scenario, ScenarioPacing, Timing};
-use crate::store::{Store, StoreError};
+use crate::store::{Cdr, CdrQuery, Store, StoreError};
 
 /// Fewest attempts and human answers a learned scenario needs.
 pub const MIN_ATTEMPTS: usize = 100;
 pub const MIN_HUMANS: usize = 20;
+/// Most recent attempts a learned scenario reads.
+const MAX_ATTEMPTS: usize = 200_000;
 
 /// Why no scenario could be learned.
 #[derive(Debug, thiserror::Error)]
@@ -35,45 +35,40 @@ impl Store {
     pub async fn learned_scenario(&self, campaign: i64, since_ms: i64, agents: u32, hours: f64) -> Result<Scenario, LearnError> {
         let c = self.campaign(campaign).await?;
         let settings = &c.settings;
-        let rows = sqlx::query(
-            "SELECT started_at, answered_at, ended_at, outcome, answered_by, talk_s, wrap_s, connected_at \
-             FROM lead_attempts WHERE campaign_id = $1 AND started_at >= $2 ORDER BY started_at DESC LIMIT 200000",
-        )
-        .bind(campaign)
-        .bind(since_ms)
-        .fetch_all(self.pool())
-        .await
-        .map_err(StoreError::from)?;
+        // The most recent attempts, read through the CDR pages.
+        let mut rows: Vec<Cdr> = Vec::new();
+        let mut query = CdrQuery { campaign_id: Some(campaign), from: Some(since_ms), limit: Some(10_000), ..CdrQuery::default() };
+        loop {
+            let page = self.cdrs(&query).await?;
+            let Some(last) = page.last() else { break };
+            query.after_id = Some(last.id);
+            rows.extend(page);
+            if rows.len() >= MAX_ATTEMPTS {
+                rows.drain(..rows.len() - MAX_ATTEMPTS);
+            }
+        }
         let (mut humans, mut machines, mut failed) = (0usize, 0usize, 0usize);
         let (mut ring_h, mut ring_m, mut fail_after, mut talk, mut wrap) = (vec![], vec![], vec![], vec![], vec![]);
         for r in &rows {
-            let started: i64 = r.try_get("started_at").map_err(StoreError::from)?;
-            let answered: Option<i64> = r.try_get("answered_at").map_err(StoreError::from)?;
-            let ended: Option<i64> = r.try_get("ended_at").map_err(StoreError::from)?;
-            let outcome: String = r.try_get("outcome").map_err(StoreError::from)?;
-            let by: Option<String> = r.try_get("answered_by").map_err(StoreError::from)?;
-            let connected: Option<i64> = r.try_get("connected_at").map_err(StoreError::from)?;
-            let secs = |t: i64| (t - started) as f64 / 1000.0;
-            match by.as_deref() {
+            let secs = |t: i64| (t - r.started_at) as f64 / 1000.0;
+            match r.answered_by.as_deref() {
                 Some("human") => {
                     humans += 1;
-                    ring_h.extend(answered.map(secs));
-                    if connected.is_some() {
-                        let t: f64 = r.try_get("talk_s").map_err(StoreError::from)?;
-                        let w: f64 = r.try_get("wrap_s").map_err(StoreError::from)?;
-                        if t > 0.0 {
-                            talk.push(t);
+                    ring_h.extend(r.answered_at.map(secs));
+                    if r.connected_at.is_some() {
+                        if r.talk_s > 0.0 {
+                            talk.push(r.talk_s);
                         }
-                        wrap.push(w);
+                        wrap.push(r.wrap_s);
                     }
                 }
                 Some("machine") => {
                     machines += 1;
-                    ring_m.extend(answered.map(secs));
+                    ring_m.extend(r.answered_at.map(secs));
                 }
-                _ if matches!(outcome.as_str(), "busy" | "invalid_number" | "congestion") => {
+                _ if matches!(r.outcome.as_str(), "busy" | "invalid_number" | "congestion") => {
                     failed += 1;
-                    fail_after.extend(ended.map(secs));
+                    fail_after.extend(r.ended_at.map(secs));
                 }
                 _ => {}
             }
