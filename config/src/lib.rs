@@ -199,6 +199,8 @@ pub struct TrunkConfig {
     pub up_after: u32,
     /// Addresses (IP or CIDR) whose INVITEs are accepted as inbound calls on this trunk.
     pub inbound_from: Vec<String>,
+    /// Trunks tried next, in order, when this one answers 503 or 408, or does not answer.
+    pub failover: Vec<String>,
 }
 
 impl Default for TrunkConfig {
@@ -219,6 +221,7 @@ impl Default for TrunkConfig {
             down_after: 3,
             up_after: 2,
             inbound_from: Vec::new(),
+            failover: Vec::new(),
         }
     }
 }

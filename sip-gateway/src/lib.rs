@@ -1,7 +1,200 @@
-//! `pacer-sip`: Pacer's SIP gateway (a B2BUA built on rsipstack).
+//! `pacer-sip`: Pacer's SIP gateway, built on rsipstack's transactions and dialogs.
 //!
-//! It will offer three things to the application and know nothing of campaigns:
-//! originate a call to a number on a trunk with an SDP offer and report what happens;
-//! hand over inbound calls from configured trunks; and keep the registrar of agent stations
-//! (UDP, TCP, SIP over WebSocket). Settings come from [`pacer_config::SipConfig`] and
-//! [`pacer_config::TrunkConfig`]. Not built yet: this crate has no code so far (issue #4).
+//! It knows nothing of campaigns. It offers the application:
+//! - [`SipGateway::originate`]: call a number on a trunk with an SDP offer; the returned
+//!   [`CallHandle`] streams [`CallEvent`]s (trying, ringing, early media, answered, failed
+//!   with an [`Outcome`] and the Q.850 cause, hung up) and hangs up on request;
+//! - [`SipGateway::take_inbound`]: INVITEs from the trunks' `inbound_from` addresses, as
+//!   [`InboundCall`]s (other sources get 403 and are counted);
+//! - [`SipGateway::stations`]: agent stations registered with digest authentication;
+//! - [`SipGateway::register_metrics`]: its Prometheus collectors.
+//!
+//! Trunks enforce `max_concurrent` and `max_cps` (a call over the limit is queued for the
+//! next start slot or refused, never sent), are probed with OPTIONS and skipped while down,
+//! and fail over to their `failover` trunks on 503, 408 or no response at all.
+//!
+//! ```no_run
+//! # async fn demo(cfg: pacer_config::Config) -> Result<(), pacer_sip::GatewayError> {
+//! use pacer_sip::{CallEvent, OriginateRequest, SipGateway};
+//! let gw = SipGateway::start(&cfg.sip, &cfg.trunks).await?;
+//! let mut call = gw.originate(OriginateRequest {
+//!     trunk: "carrier-a".into(),
+//!     number: "+15551234567".into(),
+//!     caller_id: None,
+//!     sdp_offer: b"v=0\r\n...".to_vec(),
+//!     ring_timeout: std::time::Duration::from_secs(30),
+//! })?;
+//! while let Some(event) = call.next_event().await {
+//!     if let CallEvent::Answered(_sdp) = event { call.hangup(); }
+//! }
+//! # Ok(()) }
+//! ```
+
+mod call;
+mod error;
+mod guard;
+mod inbound;
+mod metrics;
+pub mod outcome;
+mod registrar;
+mod trunk;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use pacer_config::{SipConfig, TrunkConfig};
+use rsipstack::EndpointBuilder;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::sip::Uri;
+use rsipstack::transaction::endpoint::EndpointInner;
+use rsipstack::transport::TransportLayer;
+use rsipstack::transport::udp::UdpConnection;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use call::{CallEvent, CallHandle, HangupBy, OriginateRequest};
+pub use error::GatewayError;
+pub use inbound::InboundCall;
+pub use outcome::Outcome;
+pub use registrar::Station;
+
+use metrics::Metrics;
+use trunk::Trunk;
+
+/// State shared by the gateway's tasks.
+pub(crate) struct Shared {
+    pub endpoint: Arc<EndpointInner>,
+    pub dialogs: Arc<DialogLayer>,
+    pub trunks: Vec<Arc<Trunk>>,
+    pub metrics: Metrics,
+    /// Our Contact for dialogs.
+    pub contact: Uri,
+    /// Host (address) written into From, P-Asserted-Identity and Contact.
+    pub host: String,
+    pub registrar: registrar::Registrar,
+}
+
+impl Shared {
+    fn trunk_index(&self, name: &str) -> Option<usize> {
+        self.trunks.iter().position(|t| t.name() == name)
+    }
+}
+
+/// Up/down state and load of one trunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkStatus {
+    pub name: String,
+    pub up: bool,
+    pub calls: u32,
+}
+
+/// The running gateway: its UDP listener, transaction layer, trunks and registrar. Dropping
+/// it (or [`SipGateway::shutdown`]) stops every task it started.
+pub struct SipGateway {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    inbound: Mutex<Option<mpsc::Receiver<InboundCall>>>,
+    cancel: CancellationToken,
+}
+
+impl SipGateway {
+    /// Binds `sip.listen_udp` (port 0 picks a free port, see [`SipGateway::local_addr`]),
+    /// starts the SIP stack and the trunks' keep-alives.
+    pub async fn start(sip: &SipConfig, trunks: &[TrunkConfig]) -> Result<SipGateway, GatewayError> {
+        let trunks = trunks.iter().cloned().map(|t| Trunk::new(t).map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
+        let metrics = Metrics::new();
+        let cancel = CancellationToken::new();
+        let sock = tokio::net::UdpSocket::bind(sip.listen_udp)
+            .await
+            .map_err(|source| GatewayError::Bind { transport: "udp", addr: sip.listen_udp, source })?;
+        let local_addr = sock.local_addr().map_err(|source| GatewayError::Bind { transport: "udp", addr: sip.listen_udp, source })?;
+        let external = sip.public_address.map(|ip| SocketAddr::new(ip, local_addr.port()));
+        let guarded = Arc::new(guard::GuardedUdp::new(sock, metrics.clone(), sip.user_agent.clone()));
+        let conn = UdpConnection::from_socket(guarded, external, Some(cancel.child_token())).await?;
+        let transport = TransportLayer::new(cancel.child_token());
+        transport.add_transport(conn.into());
+        let endpoint = EndpointBuilder::new()
+            .with_user_agent(&sip.user_agent)
+            .with_transport_layer(transport)
+            .with_cancel_token(cancel.child_token())
+            .with_inspector(Box::new(metrics::CountingInspector(metrics.clone())))
+            .build();
+        let incoming = endpoint.incoming_transactions()?;
+        let host = endpoint.get_addrs().first().map(|a| a.addr.to_string()).unwrap_or_else(|| local_addr.to_string());
+        let contact = Uri::try_from(format!("sip:pacer@{host}")).map_err(rsipstack::Error::from)?;
+        let host_only = host.rsplit_once(':').map_or(host.clone(), |(h, _)| h.to_string());
+        let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+        for t in &trunks {
+            metrics.trunk_up.with_label_values(&[t.name()]).set(1);
+            metrics.trunk_calls.with_label_values(&[t.name()]).set(0);
+        }
+        let shared = Arc::new(Shared {
+            endpoint: endpoint.inner.clone(),
+            dialogs,
+            trunks,
+            metrics,
+            contact,
+            host: host_only,
+            registrar: registrar::Registrar::new(sip),
+        });
+        tokio::spawn(async move { endpoint.serve().await });
+        let (inbound_tx, inbound_rx) = mpsc::channel(256);
+        tokio::spawn(inbound::dispatch(shared.clone(), incoming, inbound_tx, cancel.child_token()));
+        for t in &shared.trunks {
+            tokio::spawn(trunk::keepalive(t.clone(), shared.endpoint.clone(), shared.host.clone(), shared.metrics.clone(), cancel.child_token()));
+        }
+        tracing::info!(%local_addr, "SIP gateway listening (udp)");
+        Ok(SipGateway { shared, local_addr, inbound: Mutex::new(Some(inbound_rx)), cancel })
+    }
+
+    /// The bound UDP address (the real port when the config asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Places a call; its progress arrives on the returned handle. Errors only for requests
+    /// that cannot be made at all (unknown trunk, a number that is not a number).
+    pub fn originate(&self, req: OriginateRequest) -> Result<CallHandle, GatewayError> {
+        if self.cancel.is_cancelled() {
+            return Err(GatewayError::Closed);
+        }
+        call::originate(&self.shared, req)
+    }
+
+    /// The inbound calls channel; `None` after the first call (there is one consumer).
+    pub fn take_inbound(&self) -> Option<mpsc::Receiver<InboundCall>> {
+        self.inbound.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Sets (or replaces) the digest password of a station user; the application loads
+    /// these from its agents. Stations without a password cannot register.
+    pub fn set_station_password(&self, user: &str, password: &str) {
+        self.shared.registrar.set_password(user, password);
+    }
+
+    /// Stations registered now (expired bindings are left out).
+    pub fn stations(&self) -> Vec<Station> {
+        self.shared.registrar.stations()
+    }
+
+    /// Up/down state and current calls of every trunk, in configuration order.
+    pub fn trunk_status(&self) -> Vec<TrunkStatus> {
+        self.shared.trunks.iter().map(|t| TrunkStatus { name: t.name().into(), up: t.is_up(), calls: t.concurrent() }).collect()
+    }
+
+    /// Registers the gateway's collectors (`pacer_sip_*`) into `registry`.
+    pub fn register_metrics(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
+        self.shared.metrics.register(registry)
+    }
+
+    /// Stops the listener and every task of the gateway.
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Drop for SipGateway {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
