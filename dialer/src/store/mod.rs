@@ -5,6 +5,7 @@
 //! backends must differ (claiming leads: `FOR UPDATE SKIP LOCKED` on PostgreSQL) the store
 //! branches on [`Backend`].
 
+pub mod agents;
 mod callbacks;
 mod campaigns;
 mod dispositions;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
+pub use agents::{Agent, AgentStateRow, AgentTime, NewAgent};
 pub use callbacks::{Callback, CallbackQuery};
 pub use campaigns::{Campaign, CampaignAction, CampaignStatus, CampaignUpdate, DialMode, NewCampaign};
 pub use dispositions::Disposition;
