@@ -3,6 +3,7 @@
 //! This binary is the composition root: it parses the command line, loads the
 //! configuration, opens the store and wires the crates together behind the HTTP server.
 
+mod acd;
 mod api;
 mod cli;
 mod http;
