@@ -35,11 +35,9 @@ enum Command {
         #[arg(long, short, env = "PACER_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Run a campaign against a simulated carrier and agents on loopback (not built yet).
-    Demo {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        args: Vec<String>,
-    },
+    /// Run a predictive campaign against a simulated carrier and simulated agents over
+    /// real SIP/RTP on loopback, with a live progress line and a summary.
+    Demo(crate::demo::DemoArgs),
     /// Run the pacing engine and ACD in virtual time on a scenario file.
     Simulate(crate::simulate::SimulateArgs),
     /// Import a CSV file of leads into a campaign's list; prints the JSON report.
@@ -63,9 +61,6 @@ enum Command {
         file: PathBuf,
     },
 }
-
-/// Exit code of commands that exist in the CLI but are not built yet.
-const NOT_BUILT: u8 = 3;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -97,7 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { .. } => not_built("demo", "the end-to-end demo (issue #8)"),
+        Command::Demo(args) => crate::demo::run(args),
         Command::Simulate(args) => crate::simulate::run(args),
         Command::Import { campaign, list, map, country, config, file } => {
             let cfg = load(config.as_deref())?;
@@ -130,11 +125,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-fn not_built(cmd: &str, what: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("pacer {cmd}: not built yet; {what} is still to come. Nothing was done.");
-    Ok(ExitCode::from(NOT_BUILT))
 }
 
 fn load(file: Option<&Path>) -> anyhow::Result<Config> {

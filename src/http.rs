@@ -24,6 +24,9 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Metrics,
     pub config: Arc<Config>,
+    /// The agents' and supervisors' sockets (absent when no dialer runs, as in API tests).
+    pub cti: Option<Arc<crate::cti::Cti>>,
+    pub dialer: Option<Arc<crate::dialing::Dialer>>,
 }
 
 /// An error answer: HTTP status plus a JSON body with a stable `code`.
@@ -48,7 +51,11 @@ impl IntoResponse for ApiError {
 
 pub fn router(state: AppState) -> Router {
     let metrics_path = state.config.metrics.path.clone();
-    let mut router = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).merge(crate::api::router());
+    let mut router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/cti/agent", get(crate::cti::agent_socket))
+        .merge(crate::api::router());
     if state.config.metrics.enabled {
         router = router.route(&metrics_path, get(metrics));
     }

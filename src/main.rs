@@ -5,8 +5,13 @@
 
 mod acd;
 mod api;
+mod auth;
 mod cli;
+mod cti;
+mod demo;
+mod dialing;
 mod http;
+mod live;
 mod logging;
 mod metrics;
 mod serve;

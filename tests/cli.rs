@@ -51,11 +51,11 @@ fn check_config_on_a_missing_file_fails_clearly() {
 }
 
 #[test]
-fn unbuilt_commands_say_so_and_do_nothing() {
-    for cmd in [&["demo", "--duration", "60"][..]] {
-        let out = Command::new(PACER).args(cmd).output().unwrap();
-        assert_eq!(out.status.code(), Some(3), "{cmd:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"), "{cmd:?}");
+fn demo_refuses_bad_arguments_before_starting_anything() {
+    for (args, says) in [(&["demo", "--duration", "3"][..], "--duration"), (&["demo", "--agents", "0"][..], "--agents"), (&["demo", "--scenario", "/nonexistent.toml"][..], "--scenario")] {
+        let out = Command::new(PACER).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(says), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 
@@ -65,7 +65,7 @@ fn migrate_creates_and_updates_the_database() {
     let run = || Command::new(PACER).arg("migrate").current_dir(dir.path()).env_remove("PACER_DATABASE__URL").output().unwrap();
     let first = run();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    assert!(String::from_utf8_lossy(&first.stdout).contains("2 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("3 migration(s) applied"));
     assert!(dir.path().join("data/pacer.db").exists());
     let second = run();
     assert!(String::from_utf8_lossy(&second.stdout).contains("0 migration(s) applied"));

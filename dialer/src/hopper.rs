@@ -222,6 +222,24 @@ impl Hopper {
         Ok(())
     }
 
+    /// Extends the lease of a lead whose call is still going (long talks outlast
+    /// `lease_s`): a live call's lead must never return to the hopper. `false` when this
+    /// node no longer holds the lead.
+    pub async fn renew_lease(&self, lead_id: i64, owner: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE leads SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND state IN ('hopper', 'dialling')")
+            .bind(now + self.lease_ms)
+            .bind(lead_id)
+            .bind(owner)
+            .execute(self.store.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// How long a claim lasts unless renewed.
+    pub fn lease(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.lease_ms.max(0) as u64)
+    }
+
     /// Return leads whose lease ran out. Returns how many.
     pub async fn expire_leases(&self, now: i64) -> Result<u64, StoreError> {
         release(&self.store, "lease_until < $1 AND $2 = $2", now, "").await

@@ -1,0 +1,153 @@
+//! The agents' desks: for each logged-in agent, their persistent media leg, the socket
+//! their desktop listens on, and the call actor their call-control commands go to.
+//!
+//! The ACD owns agent *states*; a desk holds only the connections. A desktop that
+//! reconnects replaces the socket of its desk; the call and the media leg stay.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use pacer_acd::{AgentId, CallId};
+use pacer_dialer::outcome::CallbackRequest;
+use pacer_media::Endpoint;
+use tokio::sync::mpsc;
+
+use super::protocol::ServerMsg;
+
+/// A desktop's command for the call actor of its current call.
+#[derive(Debug)]
+pub enum AgentCommand {
+    Hangup,
+    Hold(bool),
+    Mute(bool),
+    Dtmf(String),
+    Transfer { agent: Option<String>, number: Option<String> },
+    Disposition(DispositionCmd),
+    /// The desktop reconnected with a new media leg: the call's audio moves to it.
+    NewLeg(Endpoint),
+}
+
+#[derive(Debug, Clone)]
+pub struct DispositionCmd {
+    pub code: String,
+    pub notes: Option<String>,
+    pub callback: Option<CallbackRequest>,
+    pub fields: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+struct Desk {
+    username: String,
+    leg: Option<Endpoint>,
+    desktop: Option<(u64, mpsc::UnboundedSender<ServerMsg>)>,
+    call: Option<(CallId, mpsc::UnboundedSender<AgentCommand>)>,
+}
+
+/// Every agent's desk. One per server.
+#[derive(Default)]
+pub struct Desks {
+    inner: Mutex<HashMap<AgentId, Desk>>,
+    seq: std::sync::atomic::AtomicU64,
+}
+
+impl Desks {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<AgentId, Desk>) -> T) -> T {
+        f(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A desktop socket for `agent`; replaces an older one. Returns its generation, which
+    /// [`Desks::detach`] needs so a late close of the old socket cannot detach the new one.
+    pub fn attach(&self, agent: AgentId, username: &str, tx: mpsc::UnboundedSender<ServerMsg>) -> u64 {
+        let generation = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        self.with(|m| {
+            let desk = m.entry(agent).or_insert_with(|| Desk { username: username.to_string(), leg: None, desktop: None, call: None });
+            desk.desktop = Some((generation, tx));
+        });
+        generation
+    }
+
+    /// The socket of that generation closed. True when it was the desk's current socket.
+    pub fn detach(&self, agent: AgentId, generation: u64) -> bool {
+        self.with(|m| match m.get_mut(&agent) {
+            Some(d) if d.desktop.as_ref().is_some_and(|(g, _)| *g == generation) => {
+                d.desktop = None;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// True while a desktop socket is attached.
+    pub fn online(&self, agent: AgentId) -> bool {
+        self.with(|m| m.get(&agent).is_some_and(|d| d.desktop.is_some()))
+    }
+
+    /// The agent left: their media leg is closed and the desk removed.
+    pub fn remove(&self, agent: AgentId) {
+        if let Some(d) = self.with(|m| m.remove(&agent)) {
+            if let Some(leg) = d.leg {
+                leg.close();
+            }
+        }
+    }
+
+    /// Sets the agent's persistent media leg, closing the one it replaces.
+    pub fn set_leg(&self, agent: AgentId, leg: Endpoint) {
+        let old = self.with(|m| m.get_mut(&agent).and_then(|d| d.leg.replace(leg)));
+        if let Some(old) = old {
+            old.close();
+        }
+    }
+
+    pub fn leg(&self, agent: AgentId) -> Option<Endpoint> {
+        self.with(|m| m.get(&agent).and_then(|d| d.leg.clone()))
+    }
+
+    pub fn username(&self, agent: AgentId) -> Option<String> {
+        self.with(|m| m.get(&agent).map(|d| d.username.clone()))
+    }
+
+    pub fn agent_by_username(&self, username: &str) -> Option<AgentId> {
+        self.with(|m| m.iter().find(|(_, d)| d.username == username).map(|(id, _)| *id))
+    }
+
+    /// Sends to the agent's desktop; dropped silently while it is offline (the state it
+    /// missed is sent again when it reconnects).
+    pub fn send(&self, agent: AgentId, msg: ServerMsg) {
+        self.with(|m| {
+            if let Some((_, tx)) = m.get(&agent).and_then(|d| d.desktop.as_ref()) {
+                let _ = tx.send(msg);
+            }
+        });
+    }
+
+    /// The agent's commands go to this call's actor from now on.
+    pub fn bind_call(&self, agent: AgentId, call: CallId, tx: mpsc::UnboundedSender<AgentCommand>) {
+        self.with(|m| {
+            if let Some(d) = m.get_mut(&agent) {
+                d.call = Some((call, tx));
+            }
+        });
+    }
+
+    /// The call is settled: its actor takes no more commands.
+    pub fn unbind_call(&self, agent: AgentId, call: CallId) {
+        self.with(|m| {
+            if let Some(d) = m.get_mut(&agent).filter(|d| d.call.as_ref().is_some_and(|(c, _)| *c == call)) {
+                d.call = None;
+            }
+        });
+    }
+
+    /// The call the agent's commands go to now.
+    pub fn current_call(&self, agent: AgentId) -> Option<CallId> {
+        self.with(|m| m.get(&agent).and_then(|d| d.call.as_ref().map(|(c, _)| *c)))
+    }
+
+    /// Forwards a command to the agent's call actor; `Err` when the agent has no call.
+    pub fn command(&self, agent: AgentId, cmd: AgentCommand) -> Result<(), AgentCommand> {
+        self.with(|m| match m.get(&agent).and_then(|d| d.call.as_ref()) {
+            Some((_, tx)) => tx.send(cmd).map_err(|e| e.0),
+            None => Err(cmd),
+        })
+    }
+}

@@ -1,0 +1,295 @@
+//! CTI: the agents' and supervisors' WebSockets (JSON messages, see `docs/cti.md`).
+//!
+//! An agent socket starts with `login`; then the desktop sends its persistent media leg's
+//! offer, state changes, call control and dispositions, and receives its state, screen
+//! pops and call events. A socket that goes silent past the heartbeat limit is closed;
+//! an agent whose desktop stays away past a short grace is put not ready (after their
+//! current call, which goes on), and resumes where they were when the desktop reconnects.
+
+pub mod desk;
+pub mod protocol;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use pacer_acd::{AgentId, AgentSpec, AgentState, NotReadyReason};
+use pacer_dialer::outcome::CallbackRequest;
+use pacer_dialer::store::Store;
+use pacer_media::MediaEngine;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::acd::{AgentEvent, LiveAcd, parse_reason, reason_code};
+use crate::http::AppState;
+use desk::{AgentCommand, Desks, DispositionCmd};
+use protocol::{ClientMsg, DispositionInfo, ServerMsg};
+
+/// A socket with no message (or pong) for this long is dead.
+const HEARTBEAT_LIMIT: Duration = Duration::from_secs(30);
+/// The server pings this often.
+const PING_EVERY: Duration = Duration::from_secs(10);
+/// An agent whose desktop is gone this long is put not ready.
+const DISCONNECT_GRACE: Duration = Duration::from_secs(10);
+/// Time allowed for the `login` message.
+const LOGIN_WAIT: Duration = Duration::from_secs(10);
+/// Longest extra wrap-up an agent may ask for at once.
+const MAX_WRAP_EXTENSION_S: u32 = 300;
+/// Reason codes offered to desktops.
+pub const REASONS: [&str; 4] = ["break", "lunch", "training", "meeting"];
+
+/// The live parts the sockets reach.
+pub struct Cti {
+    pub store: Store,
+    pub acd: LiveAcd,
+    pub desks: Arc<Desks>,
+    pub media: MediaEngine,
+}
+
+/// `GET /cti/agent`: an agent desktop's socket.
+pub async fn agent_socket(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    let cti = state.cti.clone();
+    ws.on_upgrade(move |socket| async move {
+        match cti {
+            Some(cti) => agent_session(cti, socket).await,
+            None => refuse(socket, "this server runs no dialer (no CTI)").await,
+        }
+    })
+}
+
+async fn refuse(mut socket: WebSocket, why: &str) {
+    let _ = socket.send(text(&ServerMsg::Error { code: "unavailable".into(), message: why.into() })).await;
+    let _ = socket.close().await;
+}
+
+fn text(m: &ServerMsg) -> Message {
+    Message::Text(serde_json::to_string(m).expect("server messages serialise").into())
+}
+
+fn error(code: &str, message: impl Into<String>) -> ServerMsg {
+    ServerMsg::Error { code: code.into(), message: message.into() }
+}
+
+/// The state message for an agent's current state.
+fn state_msg(acd: &LiveAcd, agent: AgentId) -> Option<ServerMsg> {
+    let (state, since) = acd.state(agent)?;
+    Some(describe(&state, since, acd))
+}
+
+fn describe(state: &AgentState, since: i64, acd: &LiveAcd) -> ServerMsg {
+    let (reason, call_id, wrap_until) = match state {
+        AgentState::NotReady(r) => (Some(reason_code(r)), None, None),
+        AgentState::Reserved(c) | AgentState::OnCall(c) => (None, Some(c.to_string()), None),
+        AgentState::WrapUp { until } => (None, None, Some(acd.wall_ms(*until))),
+        _ => (None, None, None),
+    };
+    ServerMsg::State { state: state.name().into(), reason, since, call_id, wrap_until }
+}
+
+/// Reads the first message; it must be a good `login`.
+async fn login(cti: &Cti, socket: &mut WebSocket) -> Result<pacer_dialer::store::Agent, String> {
+    let first = tokio::time::timeout(LOGIN_WAIT, socket.recv()).await.map_err(|_| "no login message in time".to_string())?;
+    let Some(Ok(Message::Text(t))) = first else { return Err("the first message must be a text login message".into()) };
+    let Ok(ClientMsg::Login { username, password }) = protocol::parse(&t) else { return Err("the first message must be {\"type\":\"login\",...}".into()) };
+    let agent = cti.store.agent_by_username(&username).await.map_err(|e| format!("cannot check credentials: {e}"))?;
+    match agent {
+        Some(a) if a.active && crate::auth::verify_password(&password, &a.password_hash) => Ok(a),
+        _ => Err("wrong username or password".into()),
+    }
+}
+
+async fn agent_session(cti: Arc<Cti>, mut socket: WebSocket) {
+    let agent = match login(&cti, &mut socket).await {
+        Ok(a) => a,
+        Err(why) => {
+            let _ = socket.send(text(&error("login_failed", why))).await;
+            let _ = socket.close().await;
+            return;
+        }
+    };
+    let id = agent.id as AgentId;
+    let span = info_span!("agent", agent = %agent.username);
+    async move {
+        cti.acd.add_agent(AgentSpec {
+            id,
+            skills: agent.skills.clone(),
+            campaigns: agent.campaigns.iter().map(|c| *c as u64).collect(),
+            rank: agent.rank.clamp(0, u32::MAX as i64) as u32,
+        });
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let generation = cti.desks.attach(id, &agent.username, tx.clone());
+        let resumed = match cti.acd.state(id) {
+            Some((AgentState::LoggedOut, _)) | None => {
+                let _ = cti.acd.login(id);
+                false
+            }
+            Some(_) => true,
+        };
+        info!(resumed, "agent desktop connected");
+        let dispositions = cti.store.dispositions().await.unwrap_or_default();
+        let hello = ServerMsg::LoggedIn {
+            agent_id: agent.id,
+            username: agent.username.clone(),
+            name: agent.name.clone(),
+            reasons: REASONS.iter().map(|s| s.to_string()).collect(),
+            dispositions: dispositions.into_iter().filter(|d| !d.system || d.code == "dnc" || d.code == "answered").map(|d| DispositionInfo { code: d.code, label: d.label, callback: d.callback }).collect(),
+        };
+        let _ = socket.send(text(&hello)).await;
+        if let Some(m) = state_msg(&cti.acd, id) {
+            let _ = socket.send(text(&m)).await;
+        }
+        let mut events = cti.acd.subscribe();
+        let mut last_heard = Instant::now();
+        let mut ping = tokio::time::interval(PING_EVERY);
+        let logged_out = loop {
+            tokio::select! {
+                m = socket.recv() => match m {
+                    Some(Ok(Message::Text(t))) => {
+                        last_heard = Instant::now();
+                        match protocol::parse(&t) {
+                            Ok(msg) => {
+                                let quit = matches!(msg, ClientMsg::Logout);
+                                if let Some(reply) = handle(&cti, id, msg).await {
+                                    let _ = socket.send(text(&reply)).await;
+                                }
+                                if quit && matches!(cti.acd.state(id), Some((AgentState::LoggedOut, _))) {
+                                    break true;
+                                }
+                            }
+                            Err(e) => { let _ = socket.send(text(&error("bad_message", e))).await; }
+                        }
+                    }
+                    Some(Ok(Message::Pong(_) | Message::Ping(_))) => last_heard = Instant::now(),
+                    Some(Ok(Message::Binary(_))) => { let _ = socket.send(text(&error("bad_message", "messages are JSON text"))).await; }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break false,
+                },
+                out = rx.recv() => if let Some(m) = out {
+                    if socket.send(text(&m)).await.is_err() { break false; }
+                },
+                e = events.recv() => match e {
+                    Ok(AgentEvent { agent, to, at_ms, .. }) if agent == id => {
+                        if socket.send(text(&describe(&to, at_ms, &cti.acd))).await.is_err() { break false; }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if let Some(m) = state_msg(&cti.acd, id) { let _ = socket.send(text(&m)).await; }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break false,
+                },
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > HEARTBEAT_LIMIT {
+                        warn!("agent desktop silent past the heartbeat limit; closing its socket");
+                        break false;
+                    }
+                    if socket.send(Message::Ping(Vec::new().into())).await.is_err() { break false; }
+                }
+            }
+        };
+        let _ = socket.close().await;
+        if logged_out {
+            cti.desks.remove(id);
+            info!("agent logged out");
+            return;
+        }
+        if cti.desks.detach(id, generation) {
+            info!("agent desktop disconnected");
+            tokio::spawn(disconnected(cti.clone(), id));
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// After the grace, an agent whose desktop did not come back is put not ready (after
+/// their call and wrap-up, if they have one): never stuck ready with nobody there.
+async fn disconnected(cti: Arc<Cti>, id: AgentId) {
+    tokio::time::sleep(DISCONNECT_GRACE).await;
+    if cti.desks.online(id) {
+        return;
+    }
+    let r = match cti.acd.state(id) {
+        Some((s, _)) if s.holds_call() || matches!(s, AgentState::WrapUp { .. }) => cti.acd.force(id, AgentState::NotReady(NotReadyReason::Disconnected)),
+        Some((AgentState::LoggedOut, _)) | None => return,
+        Some(_) => cti.acd.set_not_ready(id, NotReadyReason::Disconnected),
+    };
+    if let Err(e) = r {
+        warn!(agent = id, error = %e, "cannot put the disconnected agent not ready");
+    }
+}
+
+/// One desktop message; returns the direct reply, if any.
+async fn handle(cti: &Cti, id: AgentId, msg: ClientMsg) -> Option<ServerMsg> {
+    let acd_err = |e: pacer_acd::AcdError| error("refused", e.to_string());
+    match msg {
+        ClientMsg::Login { .. } => Some(error("already_logged_in", "this socket is logged in already")),
+        ClientMsg::Ping => Some(ServerMsg::Pong),
+        ClientMsg::MediaOffer { sdp } => Some(match media_leg(&cti.media, &sdp).await {
+            Ok((leg, answer)) => {
+                cti.desks.set_leg(id, leg.clone());
+                // A leg replaced mid-call (the desktop reconnected) takes over the call's audio.
+                if let Some(call) = cti.desks.current_call(id) {
+                    debug!(call, "media leg replaced during a call");
+                    let _ = cti.desks.command(id, AgentCommand::NewLeg(leg));
+                }
+                ServerMsg::MediaAnswer { sdp: answer }
+            }
+            Err(e) => error("media", e),
+        }),
+        ClientMsg::Ready => {
+            if cti.desks.leg(id).is_none() {
+                return Some(error("no_media", "connect the softphone (media_offer) before going ready"));
+            }
+            cti.acd.set_ready(id).err().map(acd_err)
+        }
+        ClientMsg::NotReady { reason } => cti.acd.set_not_ready(id, parse_reason(&reason)).err().map(acd_err),
+        ClientMsg::Logout => cti.acd.logout(id).err().map(acd_err),
+        ClientMsg::ExtendWrap { seconds } => cti.acd.extend_wrap_up(id, Duration::from_secs(u64::from(seconds.min(MAX_WRAP_EXTENSION_S)))).err().map(acd_err),
+        ClientMsg::Hangup => command(cti, id, AgentCommand::Hangup),
+        ClientMsg::Hold => command(cti, id, AgentCommand::Hold(true)),
+        ClientMsg::Unhold => command(cti, id, AgentCommand::Hold(false)),
+        ClientMsg::Mute { on } => command(cti, id, AgentCommand::Mute(on)),
+        ClientMsg::Dtmf { digits } => {
+            if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D')) {
+                return Some(error("bad_digits", "digits are 0-9, *, # and A-D"));
+            }
+            command(cti, id, AgentCommand::Dtmf(digits))
+        }
+        ClientMsg::Transfer { agent, number } => command(cti, id, AgentCommand::Transfer { agent, number }),
+        ClientMsg::Disposition { call_id, code, notes, callback_at, callback_mine, fields } => {
+            if cti.desks.current_call(id).map(|c| c.to_string()) != Some(call_id.clone()) {
+                return Some(error("no_call", format!("call {call_id} is not this agent's call")));
+            }
+            let callback = match callback_at {
+                None => None,
+                Some(at) => match chrono::NaiveDateTime::parse_from_str(&at, "%Y-%m-%dT%H:%M").or_else(|_| chrono::NaiveDateTime::parse_from_str(&at, "%Y-%m-%dT%H:%M:%S")) {
+                    Ok(at_local) => Some(CallbackRequest { at_local, agent_only: callback_mine, notes: notes.clone().unwrap_or_default() }),
+                    Err(_) => return Some(error("bad_callback_at", "callback_at is YYYY-MM-DDTHH:MM in the lead's local time")),
+                },
+            };
+            let known = cti.store.dispositions().await.map(|d| d.iter().any(|x| x.code == code)).unwrap_or(true);
+            if !known {
+                return Some(error("unknown_disposition", format!("no disposition {code:?}")));
+            }
+            command(cti, id, AgentCommand::Disposition(DispositionCmd { code, notes, callback, fields }))
+        }
+    }
+}
+
+fn command(cti: &Cti, id: AgentId, cmd: AgentCommand) -> Option<ServerMsg> {
+    cti.desks.command(id, cmd).err().map(|_| error("no_call", "the agent has no call"))
+}
+
+/// A persistent leg for a desktop's offer: WebRTC when the offer carries DTLS
+/// fingerprints (a browser), plain RTP otherwise.
+pub async fn media_leg(media: &MediaEngine, offer: &str) -> Result<(pacer_media::Endpoint, String), String> {
+    if offer.contains("a=fingerprint:") {
+        media.webrtc_endpoint(offer).await.map_err(|e| e.to_string())
+    } else {
+        let leg = media.rtp_endpoint().await.map_err(|e| e.to_string())?;
+        let answer = leg.answer_offer(offer).map_err(|e| e.to_string())?;
+        Ok((leg, answer))
+    }
+}

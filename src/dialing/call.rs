@@ -1,0 +1,624 @@
+//! The call actor: one task per call, the only owner of the call's live state.
+//!
+//! claim → originate on a trunk with a media endpoint → progress → answer →
+//! answering-machine detection → an agent through the ACD (bridged to the agent's
+//! persistent leg, screen pop) or the safe-harbor message and an abandon, or the
+//! campaign's machine action → hang-up → wrap-up and the agent's disposition → one
+//! transaction for the attempt, CDR, recording path and lead → release.
+//!
+//! Every stage has a timer, and every failure (trunk refused, media port exhausted, agent
+//! gone, database slow) still ends in an outcome that is written.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pacer_acd::{AgentId, CallId, CallOffer};
+use pacer_dialer::hopper::Claimed;
+use pacer_dialer::outcome::CallOutcome;
+use pacer_dialer::pacing::{CallStage, Outcome as PacingOutcome};
+use pacer_dialer::settings::{AmdAction, CallerIdMode};
+use pacer_dialer::store::{Campaign, CdrQuery, now_ms};
+use pacer_media::amd::{AmdConfig, BeepDetector, Detector, VerdictKind};
+use pacer_media::{Bridge, Endpoint};
+use pacer_sip::{CallEvent, CallHandle, HangupBy, OriginateRequest, Outcome as SipOutcome};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info_span, warn};
+
+use super::Ctx;
+use super::campaign::{CampaignCtx, Report};
+use crate::cti::desk::{AgentCommand, DispositionCmd};
+use crate::cti::protocol::{AttemptInfo, CampaignInfo, LeadInfo, ScreenPop, ServerMsg, fill_script};
+
+/// Longest a call may wait for the AMD verdict before it is treated as a person.
+const AMD_DEADLINE: Duration = Duration::from_secs(4);
+/// Longest a machine's greeting may last before the message is left without a beep.
+const BEEP_WAIT: Duration = Duration::from_secs(30);
+/// Time an agent has past the wrap-up to disposition before the system does.
+const DISPOSITION_GRACE: Duration = Duration::from_secs(30);
+
+/// The trunks a campaign dials on: its own list, else the first configured trunk.
+pub fn trunks_of(ctx: &Ctx, c: &Campaign) -> Vec<String> {
+    if c.settings.trunks.is_empty() { ctx.config.trunks.first().map(|t| vec![t.name.clone()]).unwrap_or_default() } else { c.settings.trunks.clone() }
+}
+
+/// The caller ID for this call: the one number, the next of the pool, or the pool number
+/// sharing the called number's area code (local presence), else the first.
+pub fn caller_id_for(c: &Campaign, number: &str, seq: u64) -> Option<String> {
+    let nums = &c.settings.caller_id.numbers;
+    if nums.is_empty() {
+        return None;
+    }
+    Some(match c.settings.caller_id.mode {
+        CallerIdMode::One => nums[0].clone(),
+        CallerIdMode::Pool => nums[(seq % nums.len() as u64) as usize].clone(),
+        CallerIdMode::LocalPresence => {
+            // E.164 "+1NPA…": the area code is the digits after the country code; comparing
+            // the leading 5 characters covers NANP (+1 and three digits) exactly and is a
+            // close approximation elsewhere.
+            let key = |n: &str| n.chars().take(5).collect::<String>();
+            nums.iter().find(|n| key(n) == key(number)).unwrap_or(&nums[0]).clone()
+        }
+    })
+}
+
+/// The system disposition of a SIP failure.
+fn failure_code(o: SipOutcome) -> &'static str {
+    match o {
+        SipOutcome::Busy => "busy",
+        SipOutcome::NoAnswer | SipOutcome::Cancelled => "no_answer",
+        SipOutcome::InvalidNumber => "invalid_number",
+        SipOutcome::Congestion | SipOutcome::Rejected | SipOutcome::NetworkFailure => "congestion",
+    }
+}
+
+/// Everything the actor learns about its call, turned into the CDR at the end.
+struct Record {
+    out: CallOutcome,
+    dialled: Instant,
+    answered: Option<Instant>,
+}
+
+impl Record {
+    fn secs_since_dial(&self) -> f64 {
+        self.dialled.elapsed().as_secs_f64()
+    }
+}
+
+pub async fn run(ctx: Arc<Ctx>, camp: Arc<CampaignCtx>, claimed: Claimed, id: CallId) {
+    let c = camp.campaign();
+    let span = info_span!("call", call = id, lead = claimed.lead.id, campaign = %c.name);
+    async move {
+        let mut rec = Record {
+            out: CallOutcome { lead_id: claimed.lead.id, owner: ctx.node.clone(), phone: claimed.number.clone(), started_at: now_ms(), ..CallOutcome::default() },
+            dialled: Instant::now(),
+            answered: None,
+        };
+        let mut agent_done = None;
+        if let Err(e) = ctx.hopper.mark_dialling(claimed.lead.id, &ctx.node, now_ms()).await {
+            // The lease was lost between claim and dial (a slow node): do not dial a lead
+            // another node may hold now.
+            warn!(error = %e, "lead left the hopper before its call started; not dialled");
+            camp.in_flight.remove(id);
+            return;
+        }
+        let leg = match ctx.media.rtp_endpoint().await {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "no media endpoint for the call");
+                rec.out.outcome = "congestion".into();
+                rec.out.notes = Some(format!("not dialled: {e}"));
+                camp.reports.send(Report::Outcome(PacingOutcome::Failed { after_s: 0.0 })).ok();
+                finish(&ctx, &camp, id, rec, None).await;
+                return;
+            }
+        };
+        let lease = tokio::spawn(keep_lease(ctx.clone(), claimed.lead.id));
+        let agent = drive(&ctx, &camp, &c, &claimed, id, &leg, &mut rec).await;
+        lease.abort();
+        leg.close();
+        if let Some((agent, cmds)) = agent {
+            agent_done = Some(agent);
+            wrap_up(&ctx, &camp, &c, id, agent, cmds, &mut rec).await;
+        }
+        finish(&ctx, &camp, id, rec, agent_done).await;
+    }
+    .instrument(span)
+    .await
+}
+
+/// Renews the lead's lease while the call lasts.
+async fn keep_lease(ctx: Arc<Ctx>, lead: i64) {
+    let every = (ctx.hopper.lease() / 3).max(Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(every).await;
+        match ctx.hopper.renew_lease(lead, &ctx.node, now_ms()).await {
+            Ok(true) => {}
+            Ok(false) => warn!("the lead's lease was lost while its call goes on"),
+            Err(e) => warn!(error = %e, "cannot renew the lead's lease"),
+        }
+    }
+}
+
+/// From originate to the end of the customer's leg. Returns the agent and their command
+/// channel when the call was connected to one (wrap-up follows).
+async fn drive(
+    ctx: &Arc<Ctx>,
+    camp: &Arc<CampaignCtx>,
+    c: &Campaign,
+    claimed: &Claimed,
+    id: CallId,
+    leg: &Endpoint,
+    rec: &mut Record,
+) -> Option<(AgentId, mpsc::UnboundedReceiver<AgentCommand>)> {
+    let s = &c.settings;
+    let trunks = trunks_of(ctx, c);
+    let Some(trunk) = trunks.first().cloned() else {
+        rec.out.outcome = "congestion".into();
+        rec.out.notes = Some("no trunk configured".into());
+        camp.reports.send(Report::Outcome(PacingOutcome::Failed { after_s: 0.0 })).ok();
+        return None;
+    };
+    let seq = camp.caller_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let req = OriginateRequest {
+        trunk,
+        number: claimed.number.clone(),
+        caller_id: caller_id_for(c, &claimed.number, seq),
+        sdp_offer: leg.local_offer().into_bytes(),
+        ring_timeout: Duration::from_secs(u64::from(s.ring_timeout_s.max(15))),
+    };
+    let mut call = match ctx.sip.originate(req) {
+        Ok(h) => h,
+        Err(e) => {
+            warn!(error = %e, "cannot originate");
+            rec.out.outcome = "invalid_number".into();
+            rec.out.notes = Some(e.to_string());
+            camp.reports.send(Report::Outcome(PacingOutcome::Failed { after_s: 0.0 })).ok();
+            return None;
+        }
+    };
+    // Progress until answer or failure.
+    loop {
+        match call.next_event().await {
+            Some(CallEvent::Dialing { trunk, call_id }) => {
+                rec.out.trunk = Some(trunk);
+                rec.out.call_id = Some(call_id);
+            }
+            Some(CallEvent::Trying | CallEvent::Ringing) => {}
+            Some(CallEvent::EarlyMedia(sdp)) => {
+                // Ring-back and announcements come on the early dialog's media.
+                if let Err(e) = leg.accept_answer(&String::from_utf8_lossy(&sdp)) {
+                    debug!(error = %e, "early media SDP not usable");
+                }
+            }
+            Some(CallEvent::Answered(sdp)) => {
+                if let Err(e) = leg.accept_answer(&String::from_utf8_lossy(&sdp)) {
+                    warn!(error = %e, "answer SDP not usable; hanging up");
+                    call.hangup();
+                    rec.out.outcome = "congestion".into();
+                    rec.out.notes = Some(format!("bad answer SDP: {e}"));
+                    rec.out.answered_at = Some(now_ms());
+                    drain(&mut call).await;
+                    camp.reports.send(Report::Outcome(PacingOutcome::Failed { after_s: rec.secs_since_dial() })).ok();
+                    return None;
+                }
+                rec.answered = Some(Instant::now());
+                rec.out.answered_at = Some(now_ms());
+                break;
+            }
+            Some(CallEvent::Failed { status, reason, q850, outcome }) => {
+                rec.out.sip_status = status.map(i64::from);
+                rec.out.q850_cause = q850.map(i64::from);
+                rec.out.outcome = failure_code(outcome).into();
+                rec.out.notes = Some(reason);
+                let after_s = rec.secs_since_dial();
+                let o = if outcome == SipOutcome::NoAnswer { PacingOutcome::NoAnswer { after_s } } else { PacingOutcome::Failed { after_s } };
+                camp.reports.send(Report::Outcome(o)).ok();
+                return None;
+            }
+            Some(CallEvent::HungUp { .. }) | None => {
+                rec.out.outcome = "congestion".into();
+                rec.out.notes = Some("call ended without an answer or a final response".into());
+                camp.reports.send(Report::Outcome(PacingOutcome::Failed { after_s: rec.secs_since_dial() })).ok();
+                return None;
+            }
+        }
+    }
+    let ring_s = rec.secs_since_dial();
+    camp.in_flight.stage(id, CallStage::Detecting);
+    // Answering-machine detection on the first seconds of the customer's audio.
+    let (machine, verdict_s) = if s.amd.enabled {
+        match detect(ctx, c, leg, &mut call).await {
+            Detected::Hangup => {
+                rec.out.outcome = "no_answer".into();
+                rec.out.answered_by = Some("unknown".into());
+                rec.out.notes = Some("hung up during detection".into());
+                camp.reports.send(Report::Outcome(PacingOutcome::Failed { after_s: rec.secs_since_dial() })).ok();
+                return None;
+            }
+            Detected::Verdict { machine, after } => (machine, after.as_secs_f64()),
+        }
+    } else {
+        (false, 0.0)
+    };
+    let outcome = if machine { PacingOutcome::Machine { ring_s, verdict_s } } else { PacingOutcome::Human { ring_s, verdict_s } };
+    camp.reports.send(Report::Outcome(outcome)).ok();
+    rec.out.answered_by = Some(if machine { "machine" } else { "human" }.into());
+    if machine && s.amd.action != AmdAction::RouteToAgent {
+        rec.out.outcome = "machine".into();
+        if s.amd.action == AmdAction::LeaveMessage {
+            leave_message(ctx, c, leg, &mut call, rec).await;
+        }
+        call.hangup();
+        drain(&mut call).await;
+        return None;
+    }
+    // A person (or a machine the campaign routes): find an agent within the connect limit.
+    camp.in_flight.stage(id, CallStage::Waiting);
+    let verdict_at = Instant::now();
+    let offer = CallOffer {
+        id,
+        campaign: Some(c.id as u64),
+        skill: s.skills.first().cloned(),
+        owner: claimed.reserved_for_agent.or(claimed.lead.owner_agent_id).map(|a| a as u64),
+        priority: 0,
+    };
+    let offered = ctx.acd.offer(offer);
+    let connect_limit = Duration::from_secs_f64(super::campaign::pacing_settings(c).connect_limit_s);
+    let agent = tokio::select! {
+        a = ctx.acd.wait_agent(id, offered, verdict_at + connect_limit) => a,
+        ended = wait_hangup(&mut call) => {
+            // The customer left while waiting: nobody to connect, not an abandon by us.
+            ctx.acd.withdraw(id);
+            rec.out.outcome = if machine { "machine" } else { "answered" }.into();
+            rec.out.notes = Some(format!("customer hung up before an agent was connected ({ended:?})"));
+            camp.reports.send(Report::Human { abandoned: false }).ok();
+            return None;
+        }
+    };
+    let Some(agent) = agent else {
+        return abandon(ctx, camp, c, id, leg, &mut call, rec, machine).await;
+    };
+    // Connect: the agent's persistent leg is re-pointed to this customer.
+    let bridged = ctx.desks.leg(agent).ok_or("agent has no media leg".to_string()).and_then(|a| ctx.media.bridge(leg, &a).map_err(|e| e.to_string()));
+    let bridge = match bridged {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(agent, error = %e, "cannot connect the agent; the call is abandoned");
+            ctx.acd.withdraw(id);
+            return abandon(ctx, camp, c, id, leg, &mut call, rec, machine).await;
+        }
+    };
+    if let Err(e) = ctx.acd.connected(id) {
+        warn!(agent, error = %e, "ACD refused the connection");
+    }
+    ctx.metrics.connect_seconds.with_label_values(&[&c.name]).observe(verdict_at.elapsed().as_secs_f64());
+    camp.in_flight.remove(id);
+    camp.reports.send(Report::Human { abandoned: false }).ok();
+    let connected = Instant::now();
+    rec.out.connected_at = Some(now_ms());
+    rec.out.agent_id = Some(agent as i64);
+    rec.out.outcome = "answered".into();
+    let (cmd_tx, mut cmds) = mpsc::unbounded_channel();
+    ctx.desks.bind_call(agent, id, cmd_tx);
+    let recording = start_recording(ctx, c, &bridge, rec);
+    ctx.desks.send(agent, ServerMsg::Call(Box::new(screen_pop(ctx, c, claimed, id, machine, rec.out.connected_at.unwrap_or_default()).await)));
+    ctx.metrics.in_flight.with_label_values(&[&c.name, "connected"]).inc();
+    // The conversation, until either side hangs up.
+    let by = loop {
+        tokio::select! {
+            ev = call.next_event() => match ev {
+                Some(CallEvent::HungUp { by: HangupBy::Remote }) | None => break "customer",
+                Some(CallEvent::HungUp { by: HangupBy::Local }) => break "agent",
+                Some(_) => {}
+            },
+            cmd = cmds.recv() => match cmd {
+                Some(AgentCommand::Hangup) | None => {
+                    call.hangup();
+                    drain(&mut call).await;
+                    break "agent";
+                }
+                Some(AgentCommand::Hold(on)) => {
+                    if on { bridge.hold() } else { bridge.resume() }
+                }
+                Some(AgentCommand::Mute(on)) => bridge.mute_agent(on),
+                Some(AgentCommand::Dtmf(d)) => {
+                    if let Err(e) = leg.send_dtmf(&d) {
+                        ctx.desks.send(agent, ServerMsg::Error { code: "dtmf".into(), message: e.to_string() });
+                    }
+                }
+                Some(AgentCommand::Transfer { .. }) => {
+                    ctx.desks.send(agent, ServerMsg::Error { code: "transfer_unavailable".into(), message: "blind transfer is not available on this server yet".into() });
+                }
+                Some(AgentCommand::Disposition(d)) => {
+                    // Dispositioned during the call: kept, applied when the call ends.
+                    apply_disposition(rec, d);
+                }
+                Some(AgentCommand::NewLeg(new)) => {
+                    if let Err(e) = bridge.repoint_agent(&new) {
+                        warn!(agent, error = %e, "cannot move the call to the agent's new media leg");
+                    }
+                }
+            }
+        }
+    };
+    ctx.metrics.in_flight.with_label_values(&[&c.name, "connected"]).dec();
+    let talk = connected.elapsed();
+    rec.out.talk_s = talk.as_secs_f64();
+    if let Some(r) = recording {
+        match r.stop() {
+            Ok(path) => rec.out.recording_path = Some(path.display().to_string()),
+            Err(e) => {
+                ctx.metrics.recording_failures.with_label_values(&[&c.name]).inc();
+                warn!(error = %e, "recording could not be finished");
+            }
+        }
+    }
+    bridge.end();
+    camp.reports.send(Report::Talk(rec.out.talk_s)).ok();
+    let wrap = Duration::from_secs(u64::from(s.wrap_up_s));
+    if let Err(e) = ctx.acd.hangup(id, wrap) {
+        warn!(agent, error = %e, "ACD refused the hang-up");
+    }
+    ctx.desks.send(agent, ServerMsg::CallEnded { call_id: id.to_string(), by: by.into(), talk_s: rec.out.talk_s });
+    Some((agent, cmds))
+}
+
+enum Detected {
+    Verdict { machine: bool, after: Duration },
+    Hangup,
+}
+
+/// Runs AMD over the answered leg's audio; an undecided or timed-out call counts as a
+/// person (never hang up on someone the detector is unsure of).
+async fn detect(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut CallHandle) -> Detected {
+    let mut tap = leg.tap();
+    let mut det = Detector::new(AmdConfig::default());
+    let deadline = Instant::now() + AMD_DEADLINE;
+    let started = Instant::now();
+    let verdict = loop {
+        tokio::select! {
+            f = tap.recv() => match f {
+                Some(frame) => {
+                    if let Some(v) = det.push(&frame.samples) {
+                        break Some(v);
+                    }
+                }
+                None => break None,
+            },
+            ev = call.next_event() => match ev {
+                Some(CallEvent::HungUp { .. }) | None => return Detected::Hangup,
+                Some(_) => {}
+            },
+            _ = tokio::time::sleep_until(deadline) => break None,
+        }
+    };
+    let (machine, after) = match verdict {
+        Some(v) => (v.kind == VerdictKind::Machine, v.after),
+        None => (false, started.elapsed()),
+    };
+    let label = match verdict.map(|v| v.kind) {
+        Some(VerdictKind::Machine) => "machine",
+        Some(VerdictKind::Human) => "human",
+        _ => "unknown",
+    };
+    ctx.metrics.amd_verdicts.with_label_values(&[&c.name, label]).inc();
+    ctx.metrics.amd_seconds.with_label_values(&[label]).observe(after.as_secs_f64());
+    Detected::Verdict { machine, after }
+}
+
+/// Waits for the beep that ends a machine's greeting (or its silence), then plays the
+/// campaign's message.
+async fn leave_message(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut CallHandle, rec: &mut Record) {
+    let mut tap = leg.tap();
+    let mut beep = BeepDetector::new();
+    let deadline = Instant::now() + BEEP_WAIT;
+    loop {
+        tokio::select! {
+            f = tap.recv() => match f {
+                Some(frame) => if beep.push(&frame.samples).is_some() { break },
+                None => return,
+            },
+            ev = call.next_event() => if matches!(ev, Some(CallEvent::HungUp { .. }) | None) { return },
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    let prompt = ctx.prompt(&c.settings.amd.message_file);
+    tokio::select! {
+        r = leg.play(&prompt) => match r {
+            Ok(()) => rec.out.notes = Some("message left after the beep".into()),
+            Err(e) => warn!(error = %e, "message could not be played"),
+        },
+        _ = wait_hangup(call) => {}
+    }
+}
+
+/// No agent in time: the safe-harbor message plays, the call ends, it counts abandoned.
+#[allow(clippy::too_many_arguments)]
+async fn abandon(
+    ctx: &Ctx,
+    camp: &CampaignCtx,
+    c: &Campaign,
+    id: CallId,
+    leg: &Endpoint,
+    call: &mut CallHandle,
+    rec: &mut Record,
+    machine: bool,
+) -> Option<(AgentId, mpsc::UnboundedReceiver<AgentCommand>)> {
+    camp.in_flight.remove(id);
+    rec.out.abandoned = !machine;
+    rec.out.outcome = if machine { "machine" } else { "abandoned" }.into();
+    if !machine {
+        camp.reports.send(Report::Human { abandoned: true }).ok();
+    }
+    let prompt = ctx.prompt(&c.settings.safe_harbor_file);
+    tokio::select! {
+        r = leg.play(&prompt) => if let Err(e) = r { warn!(error = %e, "safe-harbor message could not be played") },
+        _ = wait_hangup(call) => return None,
+    }
+    call.hangup();
+    drain(call).await;
+    None
+}
+
+/// After the customer's leg: the agent wraps up and dispositions (or the system does when
+/// they do not, past the wrap-up and a grace period).
+async fn wrap_up(ctx: &Ctx, camp: &CampaignCtx, c: &Campaign, id: CallId, agent: AgentId, mut cmds: mpsc::UnboundedReceiver<AgentCommand>, rec: &mut Record) {
+    let started = Instant::now();
+    if rec.out.disposition.is_none() {
+        let limit = Duration::from_secs(u64::from(c.settings.wrap_up_s)) + DISPOSITION_GRACE;
+        let deadline = started + limit;
+        ctx.metrics.in_flight.with_label_values(&[&c.name, "wrap_up"]).inc();
+        loop {
+            tokio::select! {
+                cmd = cmds.recv() => match cmd {
+                    Some(AgentCommand::Disposition(d)) => {
+                        apply_disposition(rec, d);
+                        break;
+                    }
+                    Some(_) => ctx.desks.send(agent, ServerMsg::Error { code: "no_call".into(), message: "the call has ended; only a disposition is expected".into() }),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    warn!(agent, "no disposition in time; the call keeps its system outcome");
+                    break;
+                }
+            }
+        }
+        ctx.metrics.in_flight.with_label_values(&[&c.name, "wrap_up"]).dec();
+    }
+    rec.out.wrap_s = started.elapsed().as_secs_f64();
+    camp.reports.send(Report::Wrap(rec.out.wrap_s)).ok();
+    ctx.desks.unbind_call(agent, id);
+}
+
+fn apply_disposition(rec: &mut Record, d: DispositionCmd) {
+    rec.out.disposition = Some(d.code);
+    if d.notes.is_some() {
+        rec.out.notes = d.notes;
+    }
+    rec.out.callback = d.callback;
+}
+
+/// The one transaction: attempt (CDR), recording path and lead. Retried until the store
+/// takes it, so a slow or briefly unreachable database delays the write but loses nothing.
+async fn finish(ctx: &Ctx, camp: &CampaignCtx, id: CallId, mut rec: Record, agent: Option<AgentId>) {
+    camp.in_flight.remove(id);
+    rec.out.ended_at.get_or_insert_with(now_ms);
+    let name = camp.campaign().name;
+    let code = rec.out.disposition.clone().unwrap_or_else(|| rec.out.outcome.clone());
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let t = std::time::Instant::now();
+        match ctx.store.record_outcome(&rec.out, now_ms(), ctx.centre_zone).await {
+            Ok(settled) => {
+                ctx.metrics.db_seconds.with_label_values(&["outcome"]).observe(t.elapsed().as_secs_f64());
+                ctx.metrics.calls.with_label_values(&[&name, &rec.out.outcome]).inc();
+                debug!(?settled, "outcome written");
+                if let Some(a) = agent {
+                    let next = serde_json::to_value(settled.decision).ok().and_then(|v| v.get("state").and_then(|s| s.as_str()).map(str::to_string)).unwrap_or_default();
+                    ctx.desks.send(a, ServerMsg::DispositionSaved { call_id: id.to_string(), next });
+                }
+                return;
+            }
+            Err(pacer_dialer::store::StoreError::Database(sqlx_err)) if matches!(sqlx_err, sqlx::Error::Database(_)) && code != rec.out.outcome => {
+                // An unknown disposition code (a foreign key): keep the call, drop the code.
+                warn!(code, error = %sqlx_err, "the agent's disposition was refused; the system outcome is kept");
+                rec.out.disposition = None;
+            }
+            Err(e) => {
+                ctx.metrics.outcome_write_failures.with_label_values(&[&name]).inc();
+                warn!(error = %e, retry_in = ?delay, "cannot write the call's outcome yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn start_recording(ctx: &Ctx, c: &Campaign, bridge: &Bridge, rec: &Record) -> Option<pacer_media::Recording> {
+    let dir = ctx.recordings.as_ref()?;
+    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let path = dir.join(day).join(format!("c{}-l{}-{}.wav", c.id, rec.out.lead_id, rec.out.started_at));
+    if let Some(parent) = path.parent() {
+        if let Err(e) = std::fs::create_dir_all(parent) {
+            ctx.metrics.recording_failures.with_label_values(&[&c.name]).inc();
+            warn!(error = %e, "cannot create the recordings directory");
+            return None;
+        }
+    }
+    match bridge.record(&path) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            ctx.metrics.recording_failures.with_label_values(&[&c.name]).inc();
+            warn!(error = %e, "cannot start the recording");
+            None
+        }
+    }
+}
+
+async fn screen_pop(ctx: &Ctx, c: &Campaign, claimed: &Claimed, id: CallId, machine: bool, connected_at: i64) -> ScreenPop {
+    let l = &claimed.lead;
+    let lead = LeadInfo { id: l.id, phone: claimed.number.clone(), name: l.name.clone(), time_zone: l.time_zone.clone(), fields: serde_json::Value::Object(l.fields.clone()) };
+    let attempts = ctx
+        .store
+        .cdrs(&CdrQuery { phone: Some(claimed.number.clone()), campaign_id: Some(c.id), limit: Some(10), ..CdrQuery::default() })
+        .await
+        .map(|v| {
+            v.into_iter()
+                .filter(|a| a.lead_id == l.id)
+                .map(|a| AttemptInfo { started_at: a.started_at, outcome: a.outcome, disposition: a.disposition, agent_id: a.agent_id, notes: a.notes })
+                .collect()
+        })
+        .unwrap_or_default();
+    ScreenPop {
+        call_id: id.to_string(),
+        campaign: CampaignInfo { id: c.id, name: c.name.clone() },
+        script: fill_script(&c.settings.script, &lead),
+        lead,
+        attempts,
+        connected_at,
+        machine,
+    }
+}
+
+async fn wait_hangup(call: &mut CallHandle) -> &'static str {
+    loop {
+        match call.next_event().await {
+            Some(CallEvent::HungUp { by: HangupBy::Remote }) => return "remote",
+            Some(CallEvent::HungUp { by: HangupBy::Local }) => return "local",
+            None => return "ended",
+            Some(_) => {}
+        }
+    }
+}
+
+/// Reads the call's remaining events so its last one (our BYE's result) is seen.
+async fn drain(call: &mut CallHandle) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), async { while call.next_event().await.is_some() {} }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pacer_dialer::settings::{CallerId, CampaignSettings};
+    use pacer_dialer::store::{CampaignStatus, DialMode};
+
+    fn campaign(mode: CallerIdMode, numbers: &[&str]) -> Campaign {
+        let settings = CampaignSettings { caller_id: CallerId { mode, numbers: numbers.iter().map(|s| s.to_string()).collect() }, ..CampaignSettings::default() };
+        Campaign { id: 1, name: "c".into(), status: CampaignStatus::Running, dial_mode: DialMode::Predictive, settings, created_at: 0, updated_at: 0, started_at: None }
+    }
+
+    #[test]
+    fn caller_id_modes() {
+        let c = campaign(CallerIdMode::Pool, &["+15550000001", "+15550000002"]);
+        assert_eq!(caller_id_for(&c, "+12125551234", 0).as_deref(), Some("+15550000001"));
+        assert_eq!(caller_id_for(&c, "+12125551234", 1).as_deref(), Some("+15550000002"));
+        assert_eq!(caller_id_for(&c, "+12125551234", 2).as_deref(), Some("+15550000001"));
+        let c = campaign(CallerIdMode::LocalPresence, &["+13125550000", "+12125550000"]);
+        assert_eq!(caller_id_for(&c, "+12125551234", 0).as_deref(), Some("+12125550000"));
+        assert_eq!(caller_id_for(&c, "+14155551234", 0).as_deref(), Some("+13125550000"));
+        let c = campaign(CallerIdMode::One, &[]);
+        assert_eq!(caller_id_for(&c, "+12125551234", 0), None);
+    }
+}

@@ -1,0 +1,211 @@
+//! The live dialer: one runner per running campaign (pacing → hopper → call actors) and
+//! one owner task per call (see [`call`]). It joins the crates: the hopper and outcomes
+//! from `pacer-dialer`, the SIP gateway, the media engine and the live ACD.
+//!
+//! A supervisor loop watches the campaigns' status in the store: a campaign that is
+//! started gets a runner, one that is paused or stopped loses it (its calls in progress
+//! finish normally). The kill switch stops every runner's dialling at once.
+
+pub mod call;
+pub mod campaign;
+pub mod metrics;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use pacer_config::Config;
+use pacer_dialer::hopper::Hopper;
+use pacer_dialer::pacing::Explanation;
+use pacer_dialer::store::{CampaignStatus, Store};
+use pacer_media::{MediaEngine, Prompt};
+use pacer_sip::SipGateway;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::acd::LiveAcd;
+use crate::cti::desk::Desks;
+pub use metrics::DialMetrics;
+
+/// Everything a campaign runner and a call actor reach.
+pub struct Ctx {
+    pub store: Store,
+    pub hopper: Hopper,
+    pub sip: Arc<SipGateway>,
+    pub media: MediaEngine,
+    pub acd: LiveAcd,
+    pub desks: Arc<Desks>,
+    pub config: Arc<Config>,
+    pub metrics: DialMetrics,
+    /// This node's name, written into leases.
+    pub node: String,
+    pub centre_zone: Tz,
+    pub recordings: Option<PathBuf>,
+    /// Played to a person no agent could take in time (the safe-harbor message).
+    pub safe_harbor: Prompt,
+    pub kill: Arc<AtomicBool>,
+    /// Prompts loaded from campaign files, by path (loaded once).
+    prompts: Mutex<HashMap<String, Prompt>>,
+}
+
+impl Ctx {
+    /// The prompt in `path`, loaded and converted once; the built-in safe-harbor message
+    /// when the path is empty or the file cannot be read (said in the log).
+    pub fn prompt(&self, path: &str) -> Prompt {
+        if path.is_empty() {
+            return self.safe_harbor.clone();
+        }
+        if let Some(p) = self.prompts.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
+            return p.clone();
+        }
+        match Prompt::load(std::path::Path::new(path)) {
+            Ok(p) => {
+                self.prompts.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_string(), p.clone());
+                p
+            }
+            Err(e) => {
+                tracing::warn!(path, error = %e, "cannot load the prompt; playing the built-in message");
+                self.safe_harbor.clone()
+            }
+        }
+    }
+}
+
+/// The parts the dialer is built from.
+pub struct Parts {
+    pub store: Store,
+    pub sip: Arc<SipGateway>,
+    pub media: MediaEngine,
+    pub acd: LiveAcd,
+    pub desks: Arc<Desks>,
+    pub config: Arc<Config>,
+    pub registry: prometheus::Registry,
+    pub node: String,
+}
+
+/// The running dialer.
+pub struct Dialer {
+    ctx: Arc<Ctx>,
+    runners: Mutex<HashMap<i64, (CancellationToken, watch::Receiver<Explanation>)>>,
+    stop: CancellationToken,
+    tasks: tokio_util::task::TaskTracker,
+}
+
+impl Dialer {
+    /// Builds the dialer and starts its supervisor loop. Leases this node left behind (a
+    /// crash) are returned to the hopper first.
+    pub async fn start(p: Parts) -> anyhow::Result<Arc<Dialer>> {
+        let metrics = DialMetrics::new();
+        metrics.register(&p.registry)?;
+        let hopper = Hopper::new(p.store.clone(), &p.config.dialer);
+        let returned = hopper.reconcile_leases(&p.node, pacer_dialer::store::now_ms()).await?;
+        if returned > 0 {
+            tracing::warn!(leads = returned, node = %p.node, "returned leads this node had claimed before it stopped");
+        }
+        let recordings = p.config.recordings.enabled.then(|| {
+            if p.config.recordings.directory.as_os_str().is_empty() { p.config.data_dir.join("recordings") } else { p.config.recordings.directory.clone() }
+        });
+        if let Some(dir) = &recordings {
+            std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("recordings.directory {}: {e}", dir.display()))?;
+        }
+        let ctx = Arc::new(Ctx {
+            store: p.store,
+            hopper,
+            sip: p.sip,
+            media: p.media,
+            acd: p.acd,
+            desks: p.desks,
+            centre_zone: p.config.dialer.time_zone.parse().unwrap_or(Tz::UTC),
+            config: p.config,
+            metrics,
+            node: p.node,
+            recordings,
+            safe_harbor: builtin_safe_harbor(),
+            kill: Arc::new(AtomicBool::new(false)),
+            prompts: Mutex::new(HashMap::new()),
+        });
+        let dialer = Arc::new(Dialer { ctx, runners: Mutex::new(HashMap::new()), stop: CancellationToken::new(), tasks: Default::default() });
+        tokio::spawn(dialer.clone().supervise());
+        Ok(dialer)
+    }
+
+    pub fn ctx(&self) -> &Arc<Ctx> {
+        &self.ctx
+    }
+
+    /// The pacing engine's estimates and last reason for a running campaign.
+    pub fn explain(&self, campaign: i64) -> Option<Explanation> {
+        self.runners.lock().unwrap_or_else(|p| p.into_inner()).get(&campaign).map(|(_, rx)| *rx.borrow())
+    }
+
+    /// Stops (or resumes) dialling for every campaign at once. Calls in progress go on.
+    pub fn set_kill_switch(&self, on: bool) {
+        self.ctx.kill.store(on, Ordering::SeqCst);
+        self.ctx.metrics.kill_switch.set(if on { 1.0 } else { 0.0 });
+        tracing::warn!(on, "kill switch");
+    }
+
+    pub fn kill_switch(&self) -> bool {
+        self.ctx.kill.load(Ordering::SeqCst)
+    }
+
+    /// Stops dialling and waits (up to `grace`) for the calls in progress to end and their
+    /// outcomes to be written.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stop.cancel();
+        for (_, (token, _)) in self.runners.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+            token.cancel();
+        }
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!(grace_s = grace.as_secs(), "calls still in progress after the grace period");
+        }
+    }
+
+    /// Starts runners for running campaigns and stops those of campaigns that are not.
+    async fn supervise(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let campaigns = match self.ctx.store.campaigns().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read campaigns; dialling continues with what runs");
+                    continue;
+                }
+            };
+            let mut runners = self.runners.lock().unwrap_or_else(|p| p.into_inner());
+            runners.retain(|id, (token, _)| {
+                let running = campaigns.iter().any(|c| c.id == *id && c.status == CampaignStatus::Running);
+                if !running {
+                    token.cancel();
+                }
+                running
+            });
+            for c in campaigns.into_iter().filter(|c| c.status == CampaignStatus::Running) {
+                if runners.contains_key(&c.id) {
+                    continue;
+                }
+                let token = self.stop.child_token();
+                let (tx, rx) = watch::channel(Explanation::default());
+                tracing::info!(campaign = %c.name, "campaign runner starting");
+                let runner = campaign::Runner::new(self.ctx.clone(), c.clone(), token.clone(), tx, self.tasks.clone());
+                self.tasks.spawn(runner.run());
+                runners.insert(c.id, (token, rx));
+            }
+        }
+    }
+}
+
+/// The built-in safe-harbor message when a campaign has none of its own: a short
+/// two-tone announcement signal, so that the called party hears that the call was
+/// placed by a system and will not be left in silence.
+fn builtin_safe_harbor() -> Prompt {
+    Prompt::tone(440.0, 1500)
+}

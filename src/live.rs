@@ -1,0 +1,101 @@
+//! The whole server started in one place: store, SIP gateway, media engine, ACD, agent
+//! desks, dialer and the HTTP server (API, CTI sockets, pages, metrics). `pacer serve`
+//! and `pacer demo` both run this.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use pacer_config::Config;
+use pacer_dialer::store::Store;
+use pacer_media::MediaEngine;
+use pacer_sip::SipGateway;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::acd::LiveAcd;
+use crate::cti::Cti;
+use crate::cti::desk::Desks;
+use crate::dialing::{Dialer, Parts};
+use crate::http::{AppState, router};
+use crate::metrics::Metrics;
+
+/// A running server.
+pub struct Live {
+    pub store: Store,
+    pub acd: LiveAcd,
+    pub desks: Arc<Desks>,
+    pub media: MediaEngine,
+    pub sip: Arc<SipGateway>,
+    pub dialer: Arc<Dialer>,
+    pub metrics: Metrics,
+    pub http_addr: SocketAddr,
+    pub config: Arc<Config>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Live {
+    /// Opens the store (migrating when the config says so), binds SIP, RTP and HTTP, and
+    /// starts dialling the campaigns that are running.
+    pub async fn start(cfg: Config) -> anyhow::Result<Live> {
+        let store = crate::cli::open_store(&cfg).await?;
+        if cfg.database.migrate_on_start {
+            store.migrate().await.context("applying migrations")?;
+        }
+        let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.with_context(|| format!("http.listen: cannot bind {}", cfg.http.listen))?;
+        let http_addr = listener.local_addr()?;
+        let metrics = Metrics::new();
+        let media = MediaEngine::new(&cfg.media).context("media")?;
+        media.register_metrics(&metrics.registry)?;
+        let sip = Arc::new(SipGateway::start(&cfg.sip, &cfg.trunks).await.context("sip")?);
+        sip.register_metrics(&metrics.registry)?;
+        let acd = LiveAcd::new();
+        tokio::spawn(crate::acd::log_states(store.clone(), acd.subscribe()));
+        let desks = Arc::new(Desks::default());
+        let config = Arc::new(cfg);
+        let node = std::env::var("PACER_NODE").unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id()));
+        let dialer = Dialer::start(Parts {
+            store: store.clone(),
+            sip: sip.clone(),
+            media: media.clone(),
+            acd: acd.clone(),
+            desks: desks.clone(),
+            config: config.clone(),
+            registry: metrics.registry.clone(),
+            node,
+        })
+        .await?;
+        let cti = Arc::new(Cti { store: store.clone(), acd: acd.clone(), desks: desks.clone(), media: media.clone() });
+        let state = AppState { store: store.clone(), metrics: metrics.clone(), config: config.clone(), cti: Some(cti), dialer: Some(dialer.clone()) };
+        let (stop, mut stop_rx) = watch::channel(false);
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        tracing::info!(%http_addr, url = %format!("http://{http_addr}"), sip = %sip.local_addr(), "listening");
+        Ok(Live { store, acd, desks, media, sip, dialer, metrics, http_addr, config, stop, server })
+    }
+
+    /// Stops dialling, lets calls end (bounded by `grace`), then closes HTTP and SIP.
+    pub async fn shutdown(self, grace: Duration) {
+        self.dialer.shutdown(grace).await;
+        let _ = self.stop.send(true);
+        match tokio::time::timeout(grace, self.server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server ended with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "http server task failed"),
+            Err(_) => tracing::warn!("requests still open after the grace period; closing them"),
+        }
+        self.sip.shutdown();
+        self.store.close().await;
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "pacer".into())
+}
