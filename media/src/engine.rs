@@ -1,0 +1,170 @@
+//! The media engine: port allocator, shards, recorder thread and the factory of legs.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::bridge::Bridge;
+use crate::codec::Codec;
+use crate::endpoint::{Endpoint, EndpointInner, Kind};
+use crate::leg::LegShared;
+use crate::metrics::Metrics;
+use crate::ports::PortAllocator;
+use crate::sdp::LocalSdp;
+use crate::shard::leg::{Leg, LegIo};
+use crate::shard::{self, Cmd, Context};
+use crate::{MediaError, recorder};
+
+pub(crate) struct EngineInner {
+    pub ctx: Arc<Context>,
+    pub codecs: Vec<Codec>,
+    /// Address written into SDP and WebRTC candidates.
+    pub sdp_ip: IpAddr,
+    pub bind_ip: IpAddr,
+    next_leg: AtomicU64,
+    next_shard: AtomicUsize,
+    session_base: u64,
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        for s in &self.ctx.shards {
+            s.send(Cmd::Shutdown);
+        }
+    }
+}
+
+/// The media engine. Cheap to clone (an `Arc` inside); one per process.
+///
+/// It hands out legs ([`Endpoint`]) and connects them ([`Bridge`]); it knows nothing of
+/// calls, campaigns or SIP dialogs.
+#[derive(Clone)]
+pub struct MediaEngine {
+    inner: Arc<EngineInner>,
+}
+
+impl std::fmt::Debug for MediaEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MediaEngine({} shards)", self.inner.ctx.shards.len())
+    }
+}
+
+impl MediaEngine {
+    /// Starts the engine with one shard per core.
+    pub fn new(cfg: &pacer_config::MediaConfig) -> Result<MediaEngine, MediaError> {
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Self::with_shards(cfg, n)
+    }
+
+    /// Starts the engine with `shards` packet threads (benchmarks, small deployments).
+    pub fn with_shards(cfg: &pacer_config::MediaConfig, shards: usize) -> Result<MediaEngine, MediaError> {
+        let mut codecs = Vec::new();
+        for name in &cfg.codecs {
+            let c = Codec::from_name(name)
+                .ok_or_else(|| MediaError::Config(format!("media.codecs: {name:?} is not supported (PCMU, PCMA)")))?;
+            if !codecs.contains(&c) {
+                codecs.push(c);
+            }
+        }
+        if codecs.is_empty() {
+            return Err(MediaError::Config("media.codecs: at least one of PCMU, PCMA is needed".into()));
+        }
+        let ports = PortAllocator::new(cfg.rtp_ip, cfg.rtp_port_min, cfg.rtp_port_max)?;
+        let metrics = Metrics::new().map_err(|e| MediaError::Config(format!("metrics: {e}")))?;
+        let io = |context: &str| {
+            let context = context.to_string();
+            move |source| MediaError::Io { context, source }
+        };
+        let writer = recorder::spawn_writer().map_err(io("starting the recorder thread"))?;
+        let (handles, parts) = shard::prepare(shards.max(1)).map_err(io("creating media shard polls"))?;
+        let ctx = Arc::new(Context {
+            shards: handles,
+            metrics,
+            ports: Mutex::new(ports),
+            writer,
+            rtp_timeout: (cfg.rtp_timeout_s > 0).then(|| Duration::from_secs(cfg.rtp_timeout_s)),
+            epoch: Instant::now(),
+        });
+        shard::spawn(ctx.clone(), parts).map_err(io("starting media shard threads"))?;
+        let session_base = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Ok(MediaEngine {
+            inner: Arc::new(EngineInner {
+                ctx,
+                codecs,
+                sdp_ip: cfg.public_ip.unwrap_or(cfg.rtp_ip),
+                bind_ip: cfg.rtp_ip,
+                next_leg: AtomicU64::new(1),
+                next_shard: AtomicUsize::new(0),
+                session_base,
+            }),
+        })
+    }
+
+    /// Registers the `pacer_media_*` collectors (bounded labels only).
+    pub fn register_metrics(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
+        self.inner.ctx.metrics.register(registry)
+    }
+
+    /// A plain RTP leg on the next free port pair.
+    pub async fn rtp_endpoint(&self) -> Result<Endpoint, MediaError> {
+        let (rtp, rtcp) = {
+            let mut ports = self.inner.ctx.ports.lock().map_err(|_| MediaError::Closed)?;
+            let pair = ports.allocate()?;
+            self.inner.ctx.metrics.ports_in_use.set(ports.in_use() as i64);
+            pair
+        };
+        let local = rtp.local_addr().map_err(|source| MediaError::Io { context: "RTP socket address".into(), source })?;
+        let io_err = |source| MediaError::Io { context: format!("RTP socket {local}"), source };
+        let state = quinn_udp::UdpSocketState::new(quinn_udp::UdpSockRef::from(&rtp)).map_err(io_err)?;
+        rtcp.set_nonblocking(true).map_err(io_err)?;
+        let io = LegIo::Udp {
+            rtp: mio::net::UdpSocket::from_std(rtp),
+            rtcp: mio::net::UdpSocket::from_std(rtcp),
+            state,
+            port: local.port(),
+        };
+        let shared = self.new_shared();
+        let sdp = LocalSdp {
+            ip: self.inner.sdp_ip,
+            port: local.port(),
+            session_id: self.inner.session_base.wrapping_mul(1000).wrapping_add(shared.id),
+        };
+        let kind = Kind::Rtp { sdp, local: SocketAddr::new(self.inner.sdp_ip, local.port()) };
+        Ok(self.add_leg(shared, io, kind, "rtp"))
+    }
+
+    /// A WebRTC leg answering a browser's offer. The answer is non-trickle: it holds our
+    /// host candidate, so the browser needs nothing more from us.
+    pub async fn webrtc_endpoint(&self, offer_sdp: &str) -> Result<(Endpoint, String), MediaError> {
+        let shared = self.new_shared();
+        let (pc, tx, answer) = crate::webrtc::answer(self.inner.clone(), shared.clone(), offer_sdp).await?;
+        let ep = self.add_leg(shared, LegIo::Channel { tx }, Kind::WebRtc { answer: answer.clone(), _pc: pc.clone() }, "webrtc");
+        pc.attach(&ep)?;
+        Ok((ep, answer))
+    }
+
+    fn new_shared(&self) -> Arc<LegShared> {
+        let id = self.inner.next_leg.fetch_add(1, SeqCst);
+        let shard = self.inner.next_shard.fetch_add(1, SeqCst) % self.inner.ctx.shards.len();
+        Arc::new(LegShared::new(id, shard))
+    }
+
+    fn add_leg(&self, shared: Arc<LegShared>, io: LegIo, kind: Kind, label: &str) -> Endpoint {
+        let seed = self.inner.session_base ^ (shared.id << 20) ^ (Instant::now().elapsed().as_nanos() as u64);
+        let leg = Leg::new(shared.clone(), io, seed);
+        self.inner.ctx.metrics.legs.with_label_values(&[label]).inc();
+        self.inner.ctx.send_to_leg(&shared, Cmd::Add { leg: Box::new(leg), then: None });
+        Endpoint::new(EndpointInner { shared, engine: self.inner.clone(), kind })
+    }
+
+    /// Connects two legs both ways: packets are forwarded untouched when the codecs
+    /// match (transcoded µ-law⇄A-law when not), with the agent's stream kept continuous.
+    /// A leg already in a bridge leaves it (re-pointing an agent to the next customer).
+    pub fn bridge(&self, customer: &Endpoint, agent: &Endpoint) -> Result<Bridge, MediaError> {
+        Bridge::start(self.inner.clone(), customer, agent)
+    }
+}
