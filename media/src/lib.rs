@@ -4,3 +4,5 @@
 //! bridge that connects a customer leg to an agent's persistent leg, recording, prompts,
 //! DTMF and answering-machine detection. Settings come from [`pacer_config::MediaConfig`].
 //! Not built yet: this crate has no code so far (issue #5).
+
+pub mod amd;
