@@ -24,6 +24,7 @@
 //! loop; all legs of a bridge live on one shard, so the packet path takes no lock and
 //! allocates nothing.
 
+pub mod amd;
 mod bridge;
 mod codec;
 mod dtmf;

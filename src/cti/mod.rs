@@ -62,7 +62,7 @@ pub async fn agent_socket(State(state): State<AppState>, ws: WebSocketUpgrade) -
 
 async fn refuse(mut socket: WebSocket, why: &str) {
     let _ = socket.send(text(&ServerMsg::Error { code: "unavailable".into(), message: why.into() })).await;
-    let _ = socket.close().await;
+    let _ = socket.send(Message::Close(None)).await;
 }
 
 fn text(m: &ServerMsg) -> Message {
@@ -106,7 +106,7 @@ async fn agent_session(cti: Arc<Cti>, mut socket: WebSocket) {
         Ok(a) => a,
         Err(why) => {
             let _ = socket.send(text(&error("login_failed", why))).await;
-            let _ = socket.close().await;
+            let _ = socket.send(Message::Close(None)).await;
             return;
         }
     };
@@ -188,7 +188,7 @@ async fn agent_session(cti: Arc<Cti>, mut socket: WebSocket) {
                 }
             }
         };
-        let _ = socket.close().await;
+        let _ = socket.send(Message::Close(None)).await;
         if logged_out {
             cti.desks.remove(id);
             info!("agent logged out");

@@ -121,7 +121,6 @@ pub struct AttemptInfo {
     pub outcome: String,
     pub disposition: Option<String>,
     pub agent_id: Option<i64>,
-    pub notes: Option<String>,
 }
 
 /// Reads a desktop message; the error names the problem for the `error` reply.

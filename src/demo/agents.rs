@@ -94,7 +94,7 @@ pub async fn run(url: String, who: AgentSpec, scenario: Scenario, media: MediaEn
                         let leg = leg.clone();
                         let seed = rng.random::<u64>();
                         tokio::spawn(async move {
-                            let _ = leg.play(&Prompt::from_pcm(&synth::speech_like(seed, Duration::from_secs(2)), 8000)).await;
+                            let _ = leg.play(&Prompt::from_pcm(&synth::speech_like(seed, Duration::from_secs(2)), 8000).expect("8 kHz PCM is a valid prompt")).await;
                         });
                     }
                     "call_ended" => {

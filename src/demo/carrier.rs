@@ -160,13 +160,13 @@ async fn answer(mut call: InboundCall, fate: Fate, s: Arc<Scenario>, media: Medi
         _ => synth::human_greeting(seed),
     };
     let talk = async {
-        let _ = leg.play(&Prompt::from_pcm(&greeting, 8000)).await;
+        let _ = leg.play(&Prompt::from_pcm(&greeting, 8000).expect("8 kHz PCM is a valid prompt")).await;
         if matches!(fate, Fate::Human) {
             // The person talks with the agent (or listens to the safe-harbor message).
             let mut n = seed;
             loop {
                 n = n.wrapping_add(1);
-                let _ = leg.play(&Prompt::from_pcm(&synth::speech_like(n, Duration::from_secs(3)), 8000)).await;
+                let _ = leg.play(&Prompt::from_pcm(&synth::speech_like(n, Duration::from_secs(3)), 8000).expect("8 kHz PCM is a valid prompt")).await;
                 tokio::time::sleep(Duration::from_millis(400)).await;
             }
         } else {

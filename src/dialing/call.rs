@@ -19,7 +19,7 @@ use pacer_dialer::pacing::{CallStage, Outcome as PacingOutcome};
 use pacer_dialer::settings::{AmdAction, CallerIdMode};
 use pacer_dialer::store::{Campaign, CdrQuery, now_ms};
 use pacer_media::amd::{AmdConfig, BeepDetector, Detector, VerdictKind};
-use pacer_media::{Bridge, Endpoint};
+use pacer_media::{Bridge, Endpoint, Prompt};
 use pacer_sip::{CallEvent, CallHandle, HangupBy, OriginateRequest, Outcome as SipOutcome};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -301,7 +301,9 @@ async fn drive(
     rec.out.outcome = "answered".into();
     let (cmd_tx, mut cmds) = mpsc::unbounded_channel();
     ctx.desks.bind_call(agent, id, cmd_tx);
-    let recording = start_recording(ctx, c, &bridge, rec);
+    let mut recording = start_recording(ctx, c, &bridge, rec);
+    let mut bridge = bridge;
+    let mut masked: Option<tokio_util::sync::CancellationToken> = None;
     ctx.desks.send(agent, ServerMsg::Call(Box::new(screen_pop(ctx, c, claimed, id, machine, rec.out.connected_at.unwrap_or_default()).await)));
     ctx.metrics.in_flight.with_label_values(&[&c.name, "connected"]).inc();
     // The conversation, until either side hangs up.
@@ -318,10 +320,16 @@ async fn drive(
                     drain(&mut call).await;
                     break "agent";
                 }
+                // A prompt on the customer's leg replaces what the bridge sends it (the
+                // agent's voice): hold plays music, mute plays silence.
                 Some(AgentCommand::Hold(on)) => {
-                    if on { bridge.hold() } else { bridge.resume() }
+                    if let Some(r) = recording.as_ref() {
+                        // Nothing said on hold is kept.
+                        if on { r.pause() } else { r.resume() }
+                    }
+                    masked = mask(leg, masked, on.then(|| ctx.hold_music.clone()));
                 }
-                Some(AgentCommand::Mute(on)) => bridge.mute_agent(on),
+                Some(AgentCommand::Mute(on)) => masked = mask(leg, masked, on.then(|| ctx.silence.clone())),
                 Some(AgentCommand::Dtmf(d)) => {
                     if let Err(e) = leg.send_dtmf(&d) {
                         ctx.desks.send(agent, ServerMsg::Error { code: "dtmf".into(), message: e.to_string() });
@@ -335,18 +343,28 @@ async fn drive(
                     apply_disposition(rec, d);
                 }
                 Some(AgentCommand::NewLeg(new)) => {
-                    if let Err(e) = bridge.repoint_agent(&new) {
-                        warn!(agent, error = %e, "cannot move the call to the agent's new media leg");
+                    // The agent's desktop came back with a new leg: the call moves to it.
+                    // The recording belonged to the old bridge and ends with it.
+                    if let Some(r) = recording.take() {
+                        if let Ok(path) = r.stop().await { rec.out.recording_path = Some(path.display().to_string()); }
+                    }
+                    bridge.end();
+                    match ctx.media.bridge(leg, &new) {
+                        Ok(b) => bridge = b,
+                        Err(e) => warn!(agent, error = %e, "cannot move the call to the agent's new media leg"),
                     }
                 }
             }
         }
     };
+    if let Some(t) = masked {
+        t.cancel();
+    }
     ctx.metrics.in_flight.with_label_values(&[&c.name, "connected"]).dec();
     let talk = connected.elapsed();
     rec.out.talk_s = talk.as_secs_f64();
     if let Some(r) = recording {
-        match r.stop() {
+        match r.stop().await {
             Ok(path) => rec.out.recording_path = Some(path.display().to_string()),
             Err(e) => {
                 ctx.metrics.recording_failures.with_label_values(&[&c.name]).inc();
@@ -411,7 +429,7 @@ async fn detect(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut CallHandle) 
 /// campaign's message.
 async fn leave_message(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut CallHandle, rec: &mut Record) {
     let mut tap = leg.tap();
-    let mut beep = BeepDetector::new();
+    let mut beep = BeepDetector::new(AmdConfig::default());
     let deadline = Instant::now() + BEEP_WAIT;
     loop {
         tokio::select! {
@@ -567,7 +585,7 @@ async fn screen_pop(ctx: &Ctx, c: &Campaign, claimed: &Claimed, id: CallId, mach
         .map(|v| {
             v.into_iter()
                 .filter(|a| a.lead_id == l.id)
-                .map(|a| AttemptInfo { started_at: a.started_at, outcome: a.outcome, disposition: a.disposition, agent_id: a.agent_id, notes: a.notes })
+                .map(|a| AttemptInfo { started_at: a.started_at, outcome: a.outcome, disposition: a.disposition, agent_id: a.agent_id })
                 .collect()
         })
         .unwrap_or_default();
@@ -580,6 +598,26 @@ async fn screen_pop(ctx: &Ctx, c: &Campaign, claimed: &Claimed, id: CallId, mach
         connected_at,
         machine,
     }
+}
+
+/// Replaces what the customer hears by `prompt` in a loop (or ends the one playing when
+/// `None`). Returns the token that ends the new loop.
+fn mask(leg: &Endpoint, current: Option<tokio_util::sync::CancellationToken>, prompt: Option<Prompt>) -> Option<tokio_util::sync::CancellationToken> {
+    if let Some(t) = current {
+        t.cancel();
+    }
+    let prompt = prompt?;
+    let token = tokio_util::sync::CancellationToken::new();
+    let (l, t) = (leg.clone(), token.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = t.cancelled() => { l.stop_playback(); return; }
+                r = l.play(&prompt) => if r.is_err() { return },
+            }
+        }
+    });
+    Some(token)
 }
 
 async fn wait_hangup(call: &mut CallHandle) -> &'static str {

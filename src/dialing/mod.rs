@@ -46,6 +46,10 @@ pub struct Ctx {
     pub recordings: Option<PathBuf>,
     /// Played to a person no agent could take in time (the safe-harbor message).
     pub safe_harbor: Prompt,
+    /// Played to a customer on hold.
+    pub hold_music: Prompt,
+    /// One second of silence (a muted agent).
+    pub silence: Prompt,
     pub kill: Arc<AtomicBool>,
     /// Prompts loaded from campaign files, by path (loaded once).
     prompts: Mutex<HashMap<String, Prompt>>,
@@ -124,6 +128,8 @@ impl Dialer {
             node: p.node,
             recordings,
             safe_harbor: builtin_safe_harbor(),
+            hold_music: Prompt::tone(350.0, 2000),
+            silence: Prompt::from_pcm(&[0; 8000], 8000).expect("8 kHz PCM is a valid prompt"),
             kill: Arc::new(AtomicBool::new(false)),
             prompts: Mutex::new(HashMap::new()),
         });

@@ -1,0 +1,329 @@
+//! The 10 ms analysis frames both detectors share: level against an adapted noise floor,
+//! and whether the frame is one pure tone. Fixed-size state, no allocation.
+
+use super::config::AmdConfig;
+
+/// Sample rate the detectors expect (narrowband telephone audio).
+pub const SAMPLE_RATE: u32 = 8000;
+/// Samples per analysis frame: 10 ms, fine enough to time words and beeps, long enough to
+/// tell a tone's frequency.
+pub(crate) const FRAME: usize = 80;
+pub(crate) const FRAME_MS: u32 = 10;
+
+/// Number of sub-windows of the noise-floor minimum (the window slides in these steps).
+const FLOOR_SUBS: usize = 5;
+/// Levels are clamped here so that digital silence has a finite level.
+const MIN_DB: f32 = -100.0;
+
+/// What one frame is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Frame {
+    /// Louder than the silence threshold and the noise floor plus the voice margin.
+    pub voice: bool,
+    /// The frame's single tone frequency, when it is a pure tone within the beep band.
+    pub tone_hz: Option<f32>,
+}
+
+/// Converts milliseconds to whole frames, at least one.
+pub(crate) fn frames(ms: u32) -> u32 {
+    (ms / FRAME_MS).max(1)
+}
+
+/// Cuts the input into frames and classifies each.
+#[derive(Debug, Clone)]
+pub(crate) struct Analyzer {
+    buf: [f32; FRAME],
+    len: usize,
+    floor: NoiseFloor,
+    silence_db: f32,
+    margin_db: f32,
+    min_hz: f32,
+    max_hz: f32,
+    purity: f32,
+}
+
+impl Analyzer {
+    pub(crate) fn new(cfg: &AmdConfig) -> Self {
+        Self {
+            buf: [0.0; FRAME],
+            len: 0,
+            floor: NoiseFloor::new(frames(cfg.noise_window_ms).div_ceil(FLOOR_SUBS as u32)),
+            silence_db: cfg.silence_threshold_dbfs,
+            margin_db: cfg.voice_margin_db,
+            min_hz: cfg.beep.min_hz,
+            max_hz: cfg.beep.max_hz,
+            purity: cfg.beep.purity,
+        }
+    }
+
+    /// Takes samples from the front of `input` until a frame is complete (then returns it)
+    /// or the input is used up.
+    pub(crate) fn next_frame(&mut self, input: &mut &[i16]) -> Option<Frame> {
+        let take = (FRAME - self.len).min(input.len());
+        for (d, &s) in self.buf[self.len..self.len + take].iter_mut().zip(&input[..take]) {
+            *d = f32::from(s) / 32768.0;
+        }
+        self.len += take;
+        *input = &input[take..];
+        if self.len < FRAME {
+            return None;
+        }
+        self.len = 0;
+        Some(self.analyse())
+    }
+
+    fn analyse(&mut self) -> Frame {
+        let r0: f32 = self.buf.iter().map(|v| v * v).sum();
+        let level_db = (10.0 * (r0 / FRAME as f32).max(1e-10).log10()).max(MIN_DB);
+        let floor_db = self.floor.update(level_db);
+        let voice = level_db > self.silence_db.max(floor_db + self.margin_db);
+        // A long beep can lift the floor over itself; its level alone makes it worth a look.
+        let tone_hz = if level_db > self.silence_db { self.tone(r0) } else { None };
+        Frame { voice, tone_hz }
+    }
+
+    /// The frequency of a pure tone, if the frame is one. A sine obeys
+    /// x[n-k] + x[n+k] = 2 cos(k w) x[n], so with A = sum x[n](x[n-1] + x[n+1]) and
+    /// B = sum x[n](x[n-2] + x[n+2]), B / A = cos 2w / cos w, a quadratic in cos w. Unlike
+    /// the frame's power, A and B hold no white noise, so noise does not pull the estimate.
+    /// A Goertzel filter at that frequency then says how much of the frame the tone holds.
+    fn tone(&self, r0: f32) -> Option<f32> {
+        let x = &self.buf;
+        let (mut a, mut b) = (0.0f32, 0.0f32);
+        for n in 2..FRAME - 2 {
+            a += x[n] * (x[n - 1] + x[n + 1]);
+            b += x[n] * (x[n - 2] + x[n + 2]);
+        }
+        if a == 0.0 {
+            return None;
+        }
+        let r = b / a;
+        let root = (r * r + 8.0).sqrt();
+        // Of the two roots, cos w has the sign of A (A = 2 cos w times the tone's power).
+        let c = (if a > 0.0 { (r + root) / 4.0 } else { (r - root) / 4.0 }).clamp(-1.0, 1.0);
+        let estimate = c.acos() * SAMPLE_RATE as f32 / std::f32::consts::TAU;
+        if !(self.min_hz - REFINE_HZ..=self.max_hz + REFINE_HZ).contains(&estimate) {
+            return None;
+        }
+        // Over 10 ms the estimate wanders by tens of hertz in noise (most at low frequencies,
+        // where cos w is flat): take the strongest of a few Goertzel bins around it.
+        let (hz, power) = (-REFINE_STEPS..=REFINE_STEPS)
+            .map(|k| {
+                let hz = estimate + k as f32 * (REFINE_HZ / REFINE_STEPS as f32);
+                (hz, goertzel(x, hz))
+            })
+            .fold((0.0, 0.0), |best, c| if c.1 > best.1 { c } else { best });
+        // A sine of amplitude A over N samples: |X|^2 = (N A / 2)^2 and r0 = N A^2 / 2.
+        let purity = 2.0 * power / (FRAME as f32 * r0);
+        (purity >= self.purity && (self.min_hz..=self.max_hz).contains(&hz)).then_some(hz)
+    }
+}
+
+/// How far around the estimated frequency the Goertzel bins reach, and in how many steps.
+const REFINE_HZ: f32 = 45.0;
+const REFINE_STEPS: i32 = 3;
+
+/// Power of `x` at `hz` (Goertzel).
+fn goertzel(x: &[f32; FRAME], hz: f32) -> f32 {
+    let coeff = 2.0 * (std::f32::consts::TAU * hz / SAMPLE_RATE as f32).cos();
+    let (mut s1, mut s2) = (0.0f32, 0.0f32);
+    for &v in x {
+        let s0 = v + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    s1 * s1 + s2 * s2 - coeff * s1 * s2
+}
+
+/// The quietest frame level over a sliding window: speech always has gaps within a second,
+/// so the minimum follows the line noise rather than the talker, and it rises as soon as
+/// louder noise has filled the window (no slow adaptation to wait for). Until the window
+/// has filled it is the minimum since the start, so the first frame already counts.
+#[derive(Debug, Clone)]
+struct NoiseFloor {
+    subs: [f32; FLOOR_SUBS],
+    filled: usize,
+    next: usize,
+    current: f32,
+    count: u32,
+    sub_len: u32,
+}
+
+impl NoiseFloor {
+    fn new(sub_len: u32) -> Self {
+        Self { subs: [0.0; FLOOR_SUBS], filled: 0, next: 0, current: f32::INFINITY, count: 0, sub_len: sub_len.max(1) }
+    }
+
+    fn update(&mut self, db: f32) -> f32 {
+        self.current = self.current.min(db);
+        self.count += 1;
+        let floor = self.subs[..self.filled].iter().fold(self.current, |m, &v| m.min(v));
+        if self.count == self.sub_len {
+            self.subs[self.next] = self.current;
+            self.next = (self.next + 1) % FLOOR_SUBS;
+            self.filled = (self.filled + 1).min(FLOOR_SUBS);
+            self.current = f32::INFINITY;
+            self.count = 0;
+        }
+        floor
+    }
+}
+
+/// Follows tonal frames of one frequency. One frame that misses (noise, a click) does not
+/// end a tone.
+#[derive(Debug, Clone)]
+pub(crate) struct ToneTracker {
+    max_drift_hz: f32,
+    /// Frames of the current tone, including a bridged miss.
+    run: u32,
+    /// Frames since the last tonal frame of the current tone.
+    missed: u32,
+    /// Mean frequency of the current tone.
+    hz: f32,
+    tonal: u32,
+}
+
+/// What the tone tracker saw in one frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum ToneEvent {
+    /// No tone, or one still too short to matter.
+    None,
+    /// A tone that has lasted `frames` frames so far.
+    Ongoing { frames: u32, hz: f32 },
+    /// A tone of `frames` frames ended `ago` frames before the end of this frame.
+    Ended { frames: u32, hz: f32, ago: u32 },
+}
+
+impl ToneTracker {
+    pub(crate) fn new(max_drift_hz: f32) -> Self {
+        Self { max_drift_hz, run: 0, missed: 0, hz: 0.0, tonal: 0 }
+    }
+
+    pub(crate) fn update(&mut self, tone_hz: Option<f32>) -> ToneEvent {
+        match tone_hz {
+            Some(hz) if self.run > 0 && (hz - self.hz).abs() <= self.max_drift_hz => {
+                self.tonal += 1;
+                self.run += 1 + self.missed;
+                self.missed = 0;
+                self.hz += (hz - self.hz) / self.tonal as f32;
+                ToneEvent::Ongoing { frames: self.run, hz: self.hz }
+            }
+            Some(hz) => {
+                let ended = self.end();
+                self.run = 1;
+                self.tonal = 1;
+                self.hz = hz;
+                match ended {
+                    ToneEvent::None => ToneEvent::Ongoing { frames: 1, hz },
+                    e => e,
+                }
+            }
+            None if self.run > 0 && self.missed == 0 => {
+                self.missed = 1;
+                ToneEvent::None
+            }
+            None => self.end(),
+        }
+    }
+
+    /// Ends the current tone (the audio stopped).
+    pub(crate) fn flush(&mut self) -> ToneEvent {
+        self.end()
+    }
+
+    fn end(&mut self) -> ToneEvent {
+        if self.run == 0 {
+            return ToneEvent::None;
+        }
+        let e = ToneEvent::Ended { frames: self.run, hz: self.hz, ago: self.missed + 1 };
+        self.run = 0;
+        self.missed = 0;
+        self.tonal = 0;
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sine(hz: f32, amp: f32, n: usize) -> Vec<i16> {
+        (0..n).map(|i| (amp * 32767.0 * (std::f32::consts::TAU * hz * i as f32 / 8000.0).sin()) as i16).collect()
+    }
+
+    fn frames_of(a: &mut Analyzer, s: &[i16]) -> Vec<Frame> {
+        let mut rest = s;
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            if let Some(f) = a.next_frame(&mut rest) {
+                out.push(f);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_sine_is_a_tone_at_its_frequency_even_in_noise() {
+        for hz in [450.0, 800.0, 1000.0, 1400.0, 1950.0] {
+            let mut s = sine(hz, 0.3, 1600);
+            // Deterministic white-ish noise about 20 dB under the tone.
+            let mut state = 12345u32;
+            for v in &mut s {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let n = ((state >> 16) as i32 - 32768) / 12;
+                *v = (i32::from(*v) + n).clamp(-32768, 32767) as i16;
+            }
+            let mut a = Analyzer::new(&AmdConfig::default());
+            let fs = frames_of(&mut a, &s);
+            assert_eq!(fs.len(), 20);
+            for f in &fs {
+                let got = f.tone_hz.unwrap_or_else(|| panic!("{hz} Hz not tonal: {f:?}"));
+                assert!((got - hz).abs() < 15.0, "{hz} Hz read as {got}");
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_band_tones_and_chords_are_not_beeps() {
+        let mut a = Analyzer::new(&AmdConfig::default());
+        let mut low = vec![0i16; 160];
+        low.extend(sine(300.0, 0.3, 800));
+        assert!(frames_of(&mut a, &low)[2..].iter().all(|f| f.voice && f.tone_hz.is_none()));
+        let chord: Vec<i16> = sine(600.0, 0.2, 800).iter().zip(sine(1300.0, 0.2, 800)).map(|(a, b)| a + b).collect();
+        let mut a = Analyzer::new(&AmdConfig::default());
+        assert!(frames_of(&mut a, &chord).iter().all(|f| f.tone_hz.is_none()));
+    }
+
+    #[test]
+    fn the_floor_follows_steady_noise_so_noise_is_not_voice() {
+        let mut state = 99u32;
+        let noise: Vec<i16> = (0..8000)
+            .map(|_| {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (((state >> 16) as i32 - 32768) / 8) as i16
+            })
+            .collect();
+        let mut a = Analyzer::new(&AmdConfig::default());
+        // The noise is about -23 dBFS, far above the -48 dBFS silence threshold.
+        assert!(frames_of(&mut a, &noise).iter().all(|f| !f.voice));
+        // A louder talker over it is voice.
+        let loud: Vec<i16> = sine(200.0, 0.5, 800).iter().zip(&noise).map(|(a, b)| a.saturating_add(*b)).collect();
+        assert!(frames_of(&mut a, &loud).iter().all(|f| f.voice));
+    }
+
+    #[test]
+    fn one_missed_frame_does_not_split_a_tone() {
+        let mut t = ToneTracker::new(25.0);
+        for i in 1..=5 {
+            assert_eq!(t.update(Some(1000.0)), ToneEvent::Ongoing { frames: i, hz: 1000.0 });
+        }
+        assert_eq!(t.update(None), ToneEvent::None);
+        assert_eq!(t.update(Some(1004.0)), ToneEvent::Ongoing { frames: 7, hz: 1000.0 + 4.0 / 6.0 });
+        assert_eq!(t.update(None), ToneEvent::None);
+        assert!(matches!(t.update(None), ToneEvent::Ended { frames: 7, ago: 2, .. }));
+        assert_eq!(t.update(None), ToneEvent::None);
+        // A jump in frequency is another tone.
+        assert_eq!(t.update(Some(800.0)), ToneEvent::Ongoing { frames: 1, hz: 800.0 });
+        assert!(matches!(t.update(Some(1200.0)), ToneEvent::Ended { frames: 1, ago: 1, .. }));
+    }
+}
