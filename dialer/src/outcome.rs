@@ -94,6 +94,15 @@ impl Store {
     /// transaction. `fallback_zone` places callbacks for leads whose zone is unknown.
     pub async fn record_outcome(&self, o: &CallOutcome, now: i64, fallback_zone: Tz) -> Result<Settled, StoreError> {
         let code = o.disposition.clone().unwrap_or_else(|| o.outcome.clone());
+        // The campaign is read before the write transaction: reading it inside would need a
+        // second pooled connection while this one holds the write lock, and concurrent
+        // outcomes would then exhaust the pool waiting on each other.
+        let campaign_id: i64 = sqlx::query_scalar("SELECT campaign_id FROM leads WHERE id = $1")
+            .bind(o.lead_id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(StoreError::NotFound { what: "lead", id: o.lead_id.to_string() })?;
+        let campaign = self.campaign(campaign_id).await?;
         let mut tx = self.begin_write().await?;
         let lock = if self.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
         let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1{lock}")))
@@ -104,7 +113,6 @@ impl Store {
         let lead = decode_lead(&row)?;
         let flags = disposition_flags(&mut *tx, &code).await?;
         let _ = disposition_flags(&mut *tx, &o.outcome).await?;
-        let campaign = self.campaign(lead.campaign_id).await?;
         let rules = &campaign.settings.retry;
 
         let attempt_id: i64 = sqlx::query_scalar(

@@ -99,7 +99,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
     anyhow::ensure!(args.leads >= 1, "--leads: at least 1");
     scenario.hours = args.duration as f64 / 3600.0;
     let level = if args.json { "warn" } else { "info" };
-    crate::logging::init(&pacer_config::LoggingConfig { level: format!("{level},pacer_sip=warn,pacer_media=warn"), ..Default::default() })?;
+    crate::logging::init(&pacer_config::LoggingConfig { level: format!("{level},rsipstack=warn,pacer_sip=warn,pacer_media=warn,sqlx=error"), ..Default::default() })?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(demo(args, scenario))
 }
@@ -194,11 +194,17 @@ async fn demo(args: DemoArgs, scenario: Scenario) -> anyhow::Result<std::process
             progress(&live, campaign.id, started_ms).await;
         }
     }
-    // Stop dialling; let the calls in progress end (the agents hang up now) and settle.
+    // Stop dialling; the calls still ringing get their answer or ring out with agents
+    // there to take them, then the agents finish their calls and leave.
     live.store.campaign_action(campaign.id, CampaignAction::Stop).await?;
     let dialling_ended_ms = now_ms();
-    stop_agents.cancel();
     let settle = tokio::time::Instant::now() + Duration::from_secs(t.no_answer_timeout as u64 + 30);
+    // The supervisor loop stops the runner within a second.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while live.dialer.calls_in_flight(campaign.id) > 0 && tokio::time::Instant::now() < settle {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop_agents.cancel();
     loop {
         let busy = live.store.cdrs(&CdrQuery { campaign_id: Some(campaign.id), limit: Some(1_000_000), ..CdrQuery::default() }).await?.len() as u64;
         if busy >= carrier.counts.summary().calls || tokio::time::Instant::now() > settle {

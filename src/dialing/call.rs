@@ -17,7 +17,7 @@ use pacer_dialer::hopper::Claimed;
 use pacer_dialer::outcome::CallOutcome;
 use pacer_dialer::pacing::{CallStage, Outcome as PacingOutcome};
 use pacer_dialer::settings::{AmdAction, CallerIdMode};
-use pacer_dialer::store::{Campaign, CdrQuery, now_ms};
+use pacer_dialer::store::{Campaign, CdrQuery, StoreError, now_ms};
 use pacer_media::amd::{AmdConfig, BeepDetector, Detector, VerdictKind};
 use pacer_media::{Bridge, Endpoint, Prompt};
 use pacer_sip::{CallEvent, CallHandle, HangupBy, OriginateRequest, Outcome as SipOutcome};
@@ -539,10 +539,17 @@ async fn finish(ctx: &Ctx, camp: &CampaignCtx, id: CallId, mut rec: Record, agen
                 }
                 return;
             }
-            Err(pacer_dialer::store::StoreError::Database(sqlx_err)) if matches!(sqlx_err, sqlx::Error::Database(_)) && code != rec.out.outcome => {
-                // An unknown disposition code (a foreign key): keep the call, drop the code.
-                warn!(code, error = %sqlx_err, "the agent's disposition was refused; the system outcome is kept");
+            Err(StoreError::Invalid(m)) if rec.out.disposition.is_some() && m.contains("disposition") => {
+                // The agent's code vanished between the desktop's check and now: keep the
+                // call with its system outcome rather than lose it.
+                warn!(code, reason = %m, "the agent's disposition is unknown; the system outcome is kept");
                 rec.out.disposition = None;
+            }
+            Err(e @ (StoreError::Invalid(_) | StoreError::NotFound { .. })) => {
+                // Retrying cannot help (the lead is gone): the full record goes to the log.
+                ctx.metrics.outcome_write_failures.with_label_values(&[&name]).inc();
+                tracing::error!(error = %e, outcome = %serde_json::to_string(&rec.out).unwrap_or_default(), "the call's outcome cannot be stored");
+                return;
             }
             Err(e) => {
                 ctx.metrics.outcome_write_failures.with_label_values(&[&name]).inc();

@@ -52,6 +52,10 @@ impl InFlight {
         self.lock().remove(&id);
     }
 
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, (Instant, CallStage, Instant)>> {
         self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -121,6 +125,10 @@ impl Runner {
         Runner { ctx, camp, reports: rx, stop, explain, tasks, next_call }
     }
 
+    pub fn campaign_ctx(&self) -> Arc<CampaignCtx> {
+        self.camp.clone()
+    }
+
     pub async fn run(mut self) {
         let c = self.camp.campaign();
         let name = c.name.clone();
@@ -165,7 +173,7 @@ impl Runner {
                 self.dial(decision.1).await;
             }
         }
-        tracing::info!(in_flight = self.camp.in_flight.lock().len(), "campaign runner stopped; calls in progress finish");
+        tracing::info!(in_flight = self.camp.in_flight.len(), "campaign runner stopped; calls in progress finish");
         // Outcomes of the calls still running keep reaching the engine until they end, so
         // their abandons are counted in the metrics; nothing else needs the engine now.
         drop(pacer);

@@ -94,6 +94,8 @@ pub struct Parts {
 pub struct Dialer {
     ctx: Arc<Ctx>,
     runners: Mutex<HashMap<i64, (CancellationToken, watch::Receiver<Explanation>)>>,
+    /// Every campaign that ran on this node, with its calls still in flight.
+    campaigns: Mutex<HashMap<i64, Arc<campaign::CampaignCtx>>>,
     stop: CancellationToken,
     tasks: tokio_util::task::TaskTracker,
 }
@@ -133,7 +135,7 @@ impl Dialer {
             kill: Arc::new(AtomicBool::new(false)),
             prompts: Mutex::new(HashMap::new()),
         });
-        let dialer = Arc::new(Dialer { ctx, runners: Mutex::new(HashMap::new()), stop: CancellationToken::new(), tasks: Default::default() });
+        let dialer = Arc::new(Dialer { ctx, runners: Mutex::new(HashMap::new()), campaigns: Mutex::new(HashMap::new()), stop: CancellationToken::new(), tasks: Default::default() });
         tokio::spawn(dialer.clone().supervise());
         Ok(dialer)
     }
@@ -145,6 +147,12 @@ impl Dialer {
     /// The pacing engine's estimates and last reason for a running campaign.
     pub fn explain(&self, campaign: i64) -> Option<Explanation> {
         self.runners.lock().unwrap_or_else(|p| p.into_inner()).get(&campaign).map(|(_, rx)| *rx.borrow())
+    }
+
+    /// Calls of a campaign that are dialling, being detected or waiting for an agent
+    /// (connected calls are the agents'). Zero for a campaign that never ran here.
+    pub fn calls_in_flight(&self, campaign: i64) -> usize {
+        self.campaigns.lock().unwrap_or_else(|p| p.into_inner()).get(&campaign).map_or(0, |c| c.in_flight.len())
     }
 
     /// Stops (or resumes) dialling for every campaign at once. Calls in progress go on.
@@ -201,9 +209,11 @@ impl Dialer {
                 let token = self.stop.child_token();
                 let (tx, rx) = watch::channel(Explanation::default());
                 tracing::info!(campaign = %c.name, "campaign runner starting");
-                let runner = campaign::Runner::new(self.ctx.clone(), c.clone(), token.clone(), tx, self.tasks.clone());
+                let id = c.id;
+                let runner = campaign::Runner::new(self.ctx.clone(), c, token.clone(), tx, self.tasks.clone());
+                self.campaigns.lock().unwrap_or_else(|p| p.into_inner()).insert(id, runner.campaign_ctx());
                 self.tasks.spawn(runner.run());
-                runners.insert(c.id, (token, rx));
+                runners.insert(id, (token, rx));
             }
         }
     }
