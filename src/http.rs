@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/cti/agent", get(crate::cti::agent_socket))
+        .route("/cti/supervisor", get(crate::cti::supervisor::supervisor_socket))
         .merge(crate::api::router());
     if state.config.metrics.enabled {
         router = router.route(&metrics_path, get(metrics));

@@ -67,7 +67,7 @@ impl Live {
             node,
         })
         .await?;
-        let cti = Arc::new(Cti { store: store.clone(), acd: acd.clone(), desks: desks.clone(), media: media.clone() });
+        let cti = Arc::new(Cti { store: store.clone(), acd: acd.clone(), desks: desks.clone(), media: media.clone(), dialer: dialer.clone(), centre_zone: config.dialer.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC) });
         let state = AppState { store: store.clone(), metrics: metrics.clone(), config: config.clone(), cti: Some(cti), dialer: Some(dialer.clone()) };
         let (stop, mut stop_rx) = watch::channel(false);
         let server = tokio::spawn(async move {

@@ -61,3 +61,18 @@ async fn time_per_state_from_the_log_includes_the_state_held_at_the_start() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn users_have_roles_and_unique_names() {
+    use pacer_dialer::store::Role;
+    for db in TestDb::all().await {
+        let s = &db.store;
+        let u = s.create_user("sue", Role::Supervisor, "$argon2id$x").await.unwrap();
+        assert_eq!(s.user_by_username("sue").await.unwrap().unwrap(), u);
+        assert!(matches!(s.create_user("sue", Role::Admin, "h").await, Err(StoreError::Conflict { .. })));
+        assert!(matches!(s.create_user("bad name", Role::Admin, "h").await, Err(StoreError::Invalid(_))));
+        assert_eq!(s.users().await.unwrap().len(), 1);
+        assert!(Role::Admin > Role::Supervisor && Role::Supervisor > Role::Agent);
+        db.cleanup().await;
+    }
+}

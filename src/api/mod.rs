@@ -8,6 +8,7 @@
 mod campaigns;
 mod csv_out;
 mod dnc;
+mod floor;
 mod leads;
 mod lists;
 mod reports;
@@ -37,6 +38,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     r.extend(leads::routes());
     r.extend(dnc::routes());
     r.extend(reports::routes());
+    r.extend(floor::routes());
     r
 }
 

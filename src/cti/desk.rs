@@ -25,6 +25,8 @@ pub enum AgentCommand {
     Disposition(DispositionCmd),
     /// The desktop reconnected with a new media leg: the call's audio moves to it.
     NewLeg(Endpoint),
+    /// A supervisor joins the call on their leg (`None`: leaves it).
+    Supervise(Option<(Endpoint, pacer_media::SupervisorMode)>),
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +106,13 @@ impl Desks {
 
     pub fn username(&self, agent: AgentId) -> Option<String> {
         self.with(|m| m.get(&agent).map(|d| d.username.clone()))
+    }
+
+    /// Every agent with a desk: (id, username, online).
+    pub fn agents(&self) -> Vec<(AgentId, String, bool)> {
+        let mut v: Vec<_> = self.with(|m| m.iter().map(|(id, d)| (*id, d.username.clone(), d.desktop.is_some())).collect());
+        v.sort();
+        v
     }
 
     pub fn agent_by_username(&self, username: &str) -> Option<AgentId> {

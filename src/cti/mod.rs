@@ -8,6 +8,7 @@
 
 pub mod desk;
 pub mod protocol;
+pub mod supervisor;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +36,7 @@ const PING_EVERY: Duration = Duration::from_secs(10);
 /// An agent whose desktop is gone this long is put not ready.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(10);
 /// Time allowed for the `login` message.
-const LOGIN_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const LOGIN_WAIT: Duration = Duration::from_secs(10);
 /// Longest extra wrap-up an agent may ask for at once.
 const MAX_WRAP_EXTENSION_S: u32 = 300;
 /// Reason codes offered to desktops.
@@ -47,6 +48,8 @@ pub struct Cti {
     pub acd: LiveAcd,
     pub desks: Arc<Desks>,
     pub media: MediaEngine,
+    pub dialer: Arc<crate::dialing::Dialer>,
+    pub centre_zone: chrono_tz::Tz,
 }
 
 /// `GET /cti/agent`: an agent desktop's socket.
@@ -60,16 +63,16 @@ pub async fn agent_socket(State(state): State<AppState>, ws: WebSocketUpgrade) -
     })
 }
 
-async fn refuse(mut socket: WebSocket, why: &str) {
+pub(crate) async fn refuse(mut socket: WebSocket, why: &str) {
     let _ = socket.send(text(&ServerMsg::Error { code: "unavailable".into(), message: why.into() })).await;
     let _ = socket.send(Message::Close(None)).await;
 }
 
-fn text(m: &ServerMsg) -> Message {
+pub(crate) fn text(m: &ServerMsg) -> Message {
     Message::Text(serde_json::to_string(m).expect("server messages serialise").into())
 }
 
-fn error(code: &str, message: impl Into<String>) -> ServerMsg {
+pub(crate) fn error(code: &str, message: impl Into<String>) -> ServerMsg {
     ServerMsg::Error { code: code.into(), message: message.into() }
 }
 

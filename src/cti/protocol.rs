@@ -52,6 +52,21 @@ pub enum ClientMsg {
     Ping,
 }
 
+/// Supervisor page → server.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SupervisorMsg {
+    Login { username: String, password: String },
+    /// The supervisor's own media leg (to listen, whisper or barge).
+    MediaOffer { sdp: String },
+    /// Join an agent's current call: `listen`, `whisper` or `barge`.
+    Listen { agent_id: i64, mode: String },
+    StopListen,
+    /// Force an agent `not_ready` or `logged_out` (after their current call).
+    Force { agent_id: i64, state: String },
+    Ping,
+}
+
 /// Server → desktop.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -77,6 +92,40 @@ pub enum ServerMsg {
     DispositionSaved { call_id: String, next: String },
     Error { code: String, message: String },
     Pong,
+    /// Supervisor: logged in.
+    SupervisorReady { username: String, role: String },
+    /// Supervisor: the floor now (every agent and running campaign).
+    Snapshot { agents: Vec<AgentRow>, campaigns: Vec<CampaignRow> },
+    /// Supervisor: one agent's state changed.
+    AgentState { agent_id: i64, state: String, since: i64 },
+    /// Supervisor: joined (or left, `mode` null) an agent's call.
+    Listening { agent_id: Option<i64>, mode: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentRow {
+    pub agent_id: i64,
+    pub username: String,
+    pub state: String,
+    pub reason: Option<String>,
+    /// Unix ms.
+    pub since: i64,
+    pub call_id: Option<String>,
+    pub online: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignRow {
+    pub id: i64,
+    pub name: String,
+    pub dial_mode: String,
+    pub calls_in_flight: u32,
+    pub dial_level: f64,
+    pub answer_rate: f64,
+    pub abandon_rate_today: f64,
+    pub abandon_rate_30d: f64,
+    pub occupancy_today: f64,
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

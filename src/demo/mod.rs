@@ -20,6 +20,7 @@ use pacer_dialer::import::{ImportOptions, Mapping, import_csv};
 use pacer_dialer::settings::{Amd, AmdAction, CampaignSettings};
 use pacer_dialer::sim::{self, Policy, Scenario};
 use pacer_dialer::store::{CampaignAction, CdrQuery, DialMode, Disposition, NewAgent, NewCampaign, now_ms};
+use pacer_dialer::store::agents::team_occupancy as occupancy;
 use pacer_media::MediaEngine;
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
@@ -280,11 +281,6 @@ async fn progress(live: &Live, campaign: i64, started_ms: i64) {
     let _ = std::io::stderr().flush();
 }
 
-fn occupancy(t: &[pacer_dialer::store::AgentTime]) -> f64 {
-    let busy: f64 = t.iter().map(|a| a.occupancy() * a.logged_in_s()).sum();
-    let total: f64 = t.iter().map(|a| a.logged_in_s()).sum();
-    if total > 0.0 { busy / total } else { 0.0 }
-}
 
 async fn summarise(live: &Live, scenario: &Scenario, campaign: i64, from: i64, to: i64, carrier: &carrier::Carrier) -> anyhow::Result<Summary> {
     let cdrs = live.store.cdrs(&CdrQuery { campaign_id: Some(campaign), limit: Some(1_000_000), ..CdrQuery::default() }).await?;

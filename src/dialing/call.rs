@@ -342,6 +342,10 @@ async fn drive(
                     // Dispositioned during the call: kept, applied when the call ends.
                     apply_disposition(rec, d);
                 }
+                Some(AgentCommand::Supervise(sup)) => match sup {
+                    Some((sleg, mode)) => if let Err(e) = bridge.add_supervisor(&sleg, mode) { warn!(agent, error = %e, "supervisor cannot join the call") },
+                    None => bridge.remove_supervisor(),
+                },
                 Some(AgentCommand::NewLeg(new)) => {
                     // The agent's desktop came back with a new leg: the call moves to it.
                     // The recording belonged to the old bridge and ends with it.

@@ -215,6 +215,13 @@ impl Store {
     }
 }
 
+/// Occupancy of a team: their busy time over their logged-in time, together.
+pub fn team_occupancy(times: &[AgentTime]) -> f64 {
+    let busy: f64 = times.iter().map(|a| a.occupancy() * a.logged_in_s()).sum();
+    let total: f64 = times.iter().map(AgentTime::logged_in_s).sum();
+    if total > 0.0 { busy / total } else { 0.0 }
+}
+
 /// Folds ordered state rows (by agent, then time) into time per state, closing each
 /// agent's last state at `to`.
 pub fn time_per_state(rows: &[AgentStateRow], to: i64) -> Vec<AgentTime> {

@@ -13,6 +13,7 @@ mod dnc;
 pub(crate) mod leads;
 mod migrations;
 mod reports;
+pub mod users;
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ pub use campaigns::{Campaign, CampaignAction, CampaignStatus, CampaignUpdate, Di
 pub use dispositions::Disposition;
 pub use dnc::{DncEntry, SYSTEM_DNC};
 pub use leads::{Lead, LeadEdit, LeadQuery, List};
+pub use users::{Role, User};
 pub use reports::{AbandonRate, AbandonStats, Cdr, CdrQuery, HourRow, OutcomeRow, Penetration};
 
 /// Which database a [`Store`] talks to.
