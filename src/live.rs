@@ -81,6 +81,11 @@ impl Live {
         Ok(Live { store, acd, desks, media, sip, dialer, metrics, http_addr, config, stop, server })
     }
 
+    /// Calls the dialer has started for a campaign on this node (its metric).
+    pub fn metrics_dials(&self, campaign: i64) -> u64 {
+        self.dialer.campaign_name(campaign).map_or(0, |n| self.dialer.ctx().metrics.dials.with_label_values(&[&n]).get())
+    }
+
     /// Stops dialling, lets calls end (bounded by `grace`), then closes HTTP and SIP.
     pub async fn shutdown(self, grace: Duration) {
         self.dialer.shutdown(grace).await;

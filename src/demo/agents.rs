@@ -51,8 +51,7 @@ pub async fn run(url: String, who: AgentSpec, scenario: Scenario, media: MediaEn
                 if call.is_none() && wrap_until.is_none() {
                     break;
                 }
-                // Finish the call now rather than talk on after the demo's end.
-                if let Some(c) = call.as_mut() { c.1 = tokio::time::Instant::now(); }
+                // The current call is finished as it would be; then the agent leaves.
             }
             _ = ping.tick() => ws.send(send(json!({"type":"ping"}))).await?,
             _ = async { tokio::time::sleep_until(hang_at.expect("guarded")).await }, if hang_at.is_some() => {

@@ -58,6 +58,14 @@ pub struct DemoArgs {
     /// HTTP address of the demo's server (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
+    /// Dial this SIP peer (`IP:PORT`, UDP) instead of the built-in simulated carrier, e.g.
+    /// SIPp running a carrier scenario. Its trunk sends no OPTIONS keep-alives (SIPp's
+    /// scenarios do not answer them).
+    #[arg(long)]
+    carrier: Option<std::net::SocketAddr>,
+    /// Keep the database and recordings in this directory instead of a temporary one.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 /// The summary line: `pacer simulate`'s shape, plus what only a live run has.
@@ -81,7 +89,9 @@ struct Summary {
     abandoned: u64,
     outcomes: std::collections::BTreeMap<String, u64>,
     recordings: u64,
-    carrier: carrier::CarrierSummary,
+    /// What the built-in carrier saw (absent with `--carrier`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    carrier: Option<carrier::CarrierSummary>,
     /// `pacer simulate` on the same scenario, agents and duration (10 seeds).
     simulated: sim::Summary,
 }
@@ -106,7 +116,19 @@ pub fn run(args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn demo(args: DemoArgs, scenario: Scenario) -> anyhow::Result<std::process::ExitCode> {
-    let dir = tempfile::Builder::new().prefix("pacer-demo-").tempdir()?;
+    let tmp = match &args.data_dir {
+        Some(_) => None,
+        None => Some(tempfile::Builder::new().prefix("pacer-demo-").tempdir()?),
+    };
+    let data_dir = match (&args.data_dir, &tmp) {
+        (Some(d), _) => {
+            std::fs::create_dir_all(d).with_context(|| format!("--data-dir {}", d.display()))?;
+            anyhow::ensure!(!d.join("pacer.db").exists(), "--data-dir {}: holds a database already; give an empty directory", d.display());
+            d.clone()
+        }
+        (None, Some(t)) => t.path().to_path_buf(),
+        (None, None) => unreachable!("a temporary directory is made when none is given"),
+    };
     let say = |s: String| {
         if !args.json {
             eprintln!("{s}");
@@ -114,9 +136,14 @@ async fn demo(args: DemoArgs, scenario: Scenario) -> anyhow::Result<std::process
     };
     // The simulated side (carrier and agents) has its own media ports.
     let sim_media = MediaEngine::new(&pacer_config::MediaConfig { rtp_port_min: 30000, rtp_port_max: 39998, ..Default::default() })?;
-    let carrier = carrier::Carrier::start(scenario.clone(), sim_media.clone(), args.seed).await?;
-    let mut cfg = Config::default();
-    cfg.data_dir = dir.path().to_path_buf();
+    let carrier = match args.carrier {
+        Some(_) => None,
+        None => Some(carrier::Carrier::start(scenario.clone(), sim_media.clone(), args.seed).await?),
+    };
+    let carrier_addr = args.carrier.unwrap_or_else(|| carrier.as_ref().expect("started above").addr());
+    // Defaults, with PACER_* environment overrides (ports, RTP range, log level…).
+    let mut cfg = Config::load(None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    cfg.data_dir = data_dir.clone();
     cfg.http.listen = args.listen;
     cfg.sip.listen_udp = "127.0.0.1:0".parse()?;
     // The demo runs at any hour: its legal window is the whole day (a real deployment keeps
@@ -125,11 +152,11 @@ async fn demo(args: DemoArgs, scenario: Scenario) -> anyhow::Result<std::process
     cfg.dialer.legal_window_end = "24:00".into();
     cfg.trunks = vec![TrunkConfig {
         name: "sim-carrier".into(),
-        host: "127.0.0.1".into(),
-        port: carrier.addr().port(),
+        host: carrier_addr.ip().to_string(),
+        port: carrier_addr.port(),
         max_concurrent: 400,
         max_cps: 100,
-        options_interval_s: 5,
+        options_interval_s: if args.carrier.is_some() { 0 } else { 5 },
         ..TrunkConfig::default()
     }];
     let live = match Live::start(cfg.clone()).await {
@@ -143,7 +170,7 @@ async fn demo(args: DemoArgs, scenario: Scenario) -> anyhow::Result<std::process
     };
     let base = format!("http://{}", live.http_addr);
     say(format!("pacer demo: server at {base} (agent desktop {base}/agent, supervisor {base}/supervisor, metrics {base}/metrics)"));
-    say(format!("  carrier on sip:{}  database {}", carrier.addr(), dir.path().join("pacer.db").display()));
+    say(format!("  carrier on sip:{carrier_addr}  database {}", data_dir.join("pacer.db").display()));
 
     // The campaign, its list and its agents.
     for (code, label, callback) in agents::DISPOSITIONS {
@@ -163,7 +190,7 @@ async fn demo(args: DemoArgs, scenario: Scenario) -> anyhow::Result<std::process
         ..CampaignSettings::default()
     };
     let campaign = live.store.create_campaign(&NewCampaign { name: "Demo".into(), dial_mode: DialMode::Predictive, settings }).await?;
-    let csv = dir.path().join("leads.csv");
+    let csv = data_dir.join("leads.csv");
     write_leads(&csv, args.leads, args.seed)?;
     let list = live.store.create_list(campaign.id, "generated", 0).await?;
     let report = import_csv(&live.store, list.id, std::fs::File::open(&csv)?, ImportOptions { mapping: Mapping::default(), default_country: "US".into() }).await?;
@@ -208,7 +235,8 @@ async fn demo(args: DemoArgs, scenario: Scenario) -> anyhow::Result<std::process
     stop_agents.cancel();
     loop {
         let busy = live.store.cdrs(&CdrQuery { campaign_id: Some(campaign.id), limit: Some(1_000_000), ..CdrQuery::default() }).await?.len() as u64;
-        if busy >= carrier.counts.summary().calls || tokio::time::Instant::now() > settle {
+        let placed = live.metrics_dials(campaign.id);
+        if busy >= placed || tokio::time::Instant::now() > settle {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -219,19 +247,34 @@ async fn demo(args: DemoArgs, scenario: Scenario) -> anyhow::Result<std::process
     if !args.json {
         eprintln!();
     }
-    let summary = summarise(&live, &scenario, campaign.id, started_ms, dialling_ended_ms, &carrier).await?;
+    let summary = summarise(&live, &scenario, campaign.id, started_ms, dialling_ended_ms, carrier.as_ref()).await?;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         print_summary(&summary);
     }
     if args.keep {
-        eprintln!("--keep: the server stays up at {base} (Ctrl-C to stop); data in {}", dir.path().display());
-        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("--keep: the server stays up at {base} (Ctrl-C to stop); data in {}", data_dir.display());
+        wait_for_stop().await;
     }
     live.shutdown(Duration::from_secs(10)).await;
-    carrier.gateway.shutdown();
+    if let Some(c) = carrier {
+        c.gateway.shutdown();
+    }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// A CSV of `n` leads with US numbers across several area codes and a custom field.
@@ -282,7 +325,7 @@ async fn progress(live: &Live, campaign: i64, started_ms: i64) {
 }
 
 
-async fn summarise(live: &Live, scenario: &Scenario, campaign: i64, from: i64, to: i64, carrier: &carrier::Carrier) -> anyhow::Result<Summary> {
+async fn summarise(live: &Live, scenario: &Scenario, campaign: i64, from: i64, to: i64, carrier: Option<&carrier::Carrier>) -> anyhow::Result<Summary> {
     let cdrs = live.store.cdrs(&CdrQuery { campaign_id: Some(campaign), limit: Some(1_000_000), ..CdrQuery::default() }).await?;
     let mut outcomes = std::collections::BTreeMap::new();
     for c in &cdrs {
@@ -323,14 +366,15 @@ async fn summarise(live: &Live, scenario: &Scenario, campaign: i64, from: i64, t
         abandoned,
         outcomes,
         recordings,
-        carrier: carrier.counts.summary(),
+        carrier: carrier.map(|c| c.counts.summary()),
         simulated,
     })
 }
 
 fn print_summary(s: &Summary) {
     println!("Demo campaign over {:.0} s with {} agents (scenario {}):", s.hours * 3600.0, s.agents, s.scenario);
-    println!("  dials {}  carrier saw {}  human {}  machine {}  connected {}  abandoned {}  recordings {}", s.dials, s.carrier.calls, s.human, s.machine, s.connects, s.abandoned, s.recordings);
+    let seen = s.carrier.map_or("-".to_string(), |c| c.calls.to_string());
+    println!("  dials {}  carrier saw {seen}  human {}  machine {}  connected {}  abandoned {}  recordings {}", s.dials, s.human, s.machine, s.connects, s.abandoned, s.recordings);
     println!("  outcomes {:?}", s.outcomes);
     println!("                    realised   simulator (same scenario, 10 seeds)");
     println!("  occupancy         {:>7.1}%   {:>7.1}%", s.occupancy * 100.0, s.simulated.occupancy * 100.0);

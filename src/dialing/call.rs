@@ -177,9 +177,23 @@ async fn drive(
             return None;
         }
     };
-    // Progress until answer or failure.
+    // Progress until answer or failure. A carrier that never sends a final response (not
+    // even to our CANCEL) must not hold the lead for ever: past the ring timeout and the
+    // SIP transaction timeout (64·T1) the call is given up.
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(u64::from(s.ring_timeout_s.max(15)) + 40);
     loop {
-        match call.next_event().await {
+        let ev = match tokio::time::timeout_at(give_up, call.next_event()).await {
+            Ok(ev) => ev,
+            Err(_) => {
+                warn!("no final response from the carrier; the call is given up");
+                call.hangup();
+                rec.out.outcome = "no_answer".into();
+                rec.out.notes = Some("no final response from the carrier".into());
+                camp.reports.send(Report::Outcome(PacingOutcome::NoAnswer { after_s: rec.secs_since_dial() })).ok();
+                return None;
+            }
+        };
+        match ev {
             Some(CallEvent::Dialing { trunk, call_id }) => {
                 rec.out.trunk = Some(trunk);
                 rec.out.call_id = Some(call_id);

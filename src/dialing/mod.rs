@@ -155,6 +155,11 @@ impl Dialer {
         self.campaigns.lock().unwrap_or_else(|p| p.into_inner()).get(&campaign).map_or(0, |c| c.in_flight.len())
     }
 
+    /// The name of a campaign that ran on this node (metric label).
+    pub fn campaign_name(&self, campaign: i64) -> Option<String> {
+        self.campaigns.lock().unwrap_or_else(|p| p.into_inner()).get(&campaign).map(|c| c.campaign().name)
+    }
+
     /// Stops (or resumes) dialling for every campaign at once. Calls in progress go on.
     pub fn set_kill_switch(&self, on: bool) {
         self.ctx.kill.store(on, Ordering::SeqCst);

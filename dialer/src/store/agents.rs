@@ -219,7 +219,8 @@ impl Store {
 pub fn team_occupancy(times: &[AgentTime]) -> f64 {
     let busy: f64 = times.iter().map(|a| a.occupancy() * a.logged_in_s()).sum();
     let total: f64 = times.iter().map(AgentTime::logged_in_s).sum();
-    if total > 0.0 { busy / total } else { 0.0 }
+    // `+ 0.0` turns a -0.0 (no busy time at all) into 0.0 for display.
+    if total > 0.0 { busy / total + 0.0 } else { 0.0 }
 }
 
 /// Folds ordered state rows (by agent, then time) into time per state, closing each
