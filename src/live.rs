@@ -77,6 +77,7 @@ impl Live {
                 })
                 .await
         });
+        tokio::spawn(agent_gauges(acd.clone(), dialer.ctx().metrics.agents.clone()));
         tracing::info!(%http_addr, url = %format!("http://{http_addr}"), sip = %sip.local_addr(), "listening");
         Ok(Live { store, acd, desks, media, sip, dialer, metrics, http_addr, config, stop, server })
     }
@@ -98,6 +99,18 @@ impl Live {
         }
         self.sip.shutdown();
         self.store.close().await;
+    }
+}
+
+/// `pacer_agents{state}` from the ACD's view, every two seconds.
+async fn agent_gauges(acd: LiveAcd, g: prometheus::IntGaugeVec) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        let v = acd.view(None);
+        for (state, n) in [("ready", v.ready as usize), ("reserved", v.reserved as usize), ("on_call", v.in_call.len()), ("wrap_up", v.wrap_up.len()), ("not_ready", v.not_ready as usize)] {
+            g.with_label_values(&[state]).set(n as i64);
+        }
     }
 }
 

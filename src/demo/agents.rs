@@ -41,6 +41,7 @@ pub async fn run(url: String, who: AgentSpec, scenario: Scenario, media: MediaEn
     let mut wrap_until: Option<(String, tokio::time::Instant)> = None;
     let mut ready_sent = false;
     let mut stopping = false;
+    let mut speaking: Option<CancellationToken> = None;
     let mut ping = tokio::time::interval(Duration::from_secs(10));
     loop {
         let hang_at = call.as_ref().map(|c| c.1);
@@ -89,17 +90,28 @@ pub async fn run(url: String, who: AgentSpec, scenario: Scenario, media: MediaEn
                         let id = v["call_id"].as_str().unwrap_or_default().to_string();
                         let talk = Duration::from_secs_f64(talk_d.sample(&mut rng).clamp(1.0, 3600.0));
                         call = Some((id, tokio::time::Instant::now() + talk));
-                        // The agent talks: speech-like audio on the persistent leg.
-                        let leg = leg.clone();
-                        let seed = rng.random::<u64>();
+                        // The agent talks (speech-like audio on the persistent leg) until the
+                        // call ends.
+                        let (leg, seed, talking) = (leg.clone(), rng.random::<u64>(), CancellationToken::new());
+                        speaking = Some(talking.clone());
                         tokio::spawn(async move {
-                            let _ = leg.play(&Prompt::from_pcm(&synth::speech_like(seed, Duration::from_secs(2)), 8000).expect("8 kHz PCM is a valid prompt")).await;
+                            let mut n = seed;
+                            loop {
+                                n = n.wrapping_add(1);
+                                let p = Prompt::from_pcm(&synth::speech_like(n, Duration::from_secs(3)), 8000).expect("8 kHz PCM is a valid prompt");
+                                tokio::select! {
+                                    _ = talking.cancelled() => { leg.stop_playback(); return; }
+                                    r = leg.play(&p) => if r.is_err() { return },
+                                }
+                            }
                         });
                     }
                     "call_ended" => {
                         let id = v["call_id"].as_str().unwrap_or_default().to_string();
                         call = None;
-                        leg.stop_playback();
+                        if let Some(t) = speaking.take() {
+                            t.cancel();
+                        }
                         let wrap = wrap_d.as_ref().map_or(t.wrap.mean, |d| d.sample(&mut rng));
                         wrap_until = Some((id, tokio::time::Instant::now() + Duration::from_secs_f64(wrap.max(0.5))));
                     }

@@ -29,27 +29,54 @@ pub enum Report {
     Wrap(f64),
 }
 
-/// Calls of one campaign that are not connected to an agent or over yet.
-#[derive(Default)]
+/// Calls of one campaign that are not connected to an agent or over yet. The
+/// `pacer_calls_in_flight` gauge of each stage follows the table.
 pub struct InFlight {
     calls: Mutex<HashMap<CallId, (Instant, CallStage, Instant)>>,
+    gauge: prometheus::IntGaugeVec,
+    campaign: String,
+}
+
+fn stage_name(s: CallStage) -> &'static str {
+    match s {
+        CallStage::Ringing => "ringing",
+        CallStage::Detecting => "detecting",
+        CallStage::Waiting => "waiting",
+    }
 }
 
 impl InFlight {
+    pub fn new(gauge: prometheus::IntGaugeVec, campaign: &str) -> InFlight {
+        InFlight { calls: Mutex::default(), gauge, campaign: campaign.to_string() }
+    }
+
+    fn count(&self, stage: CallStage, by: i64) {
+        self.gauge.with_label_values(&[&self.campaign, stage_name(stage)]).add(by);
+    }
+
     pub fn insert(&self, id: CallId) {
         let now = Instant::now();
-        self.lock().insert(id, (now, CallStage::Ringing, now));
+        if self.lock().insert(id, (now, CallStage::Ringing, now)).is_none() {
+            self.count(CallStage::Ringing, 1);
+        }
     }
 
     pub fn stage(&self, id: CallId, stage: CallStage) {
-        if let Some(c) = self.lock().get_mut(&id) {
-            c.1 = stage;
+        let mut calls = self.lock();
+        if let Some(c) = calls.get_mut(&id) {
+            let old = std::mem::replace(&mut c.1, stage);
             c.2 = Instant::now();
+            drop(calls);
+            self.count(old, -1);
+            self.count(stage, 1);
         }
     }
 
     pub fn remove(&self, id: CallId) {
-        self.lock().remove(&id);
+        let gone = self.lock().remove(&id);
+        if let Some((_, stage, _)) = gone {
+            self.count(stage, -1);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -121,7 +148,8 @@ impl Runner {
     pub fn new(ctx: Arc<Ctx>, campaign: Campaign, stop: CancellationToken, explain: watch::Sender<Explanation>, tasks: TaskTracker) -> Runner {
         let (tx, rx) = mpsc::unbounded_channel();
         let next_call = first_call_id(campaign.id) + (pacer_dialer::store::now_ms() as u64 & 0xff_ffff) * 1000;
-        let camp = Arc::new(CampaignCtx { campaign: Mutex::new(campaign), in_flight: InFlight::default(), reports: tx, caller_seq: Default::default() });
+        let in_flight = InFlight::new(ctx.metrics.in_flight.clone(), &campaign.name);
+        let camp = Arc::new(CampaignCtx { campaign: Mutex::new(campaign), in_flight, reports: tx, caller_seq: Default::default() });
         Runner { ctx, camp, reports: rx, stop, explain, tasks, next_call }
     }
 
