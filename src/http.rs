@@ -27,6 +27,8 @@ pub struct AppState {
     /// The agents' and supervisors' sockets (absent when no dialer runs, as in API tests).
     pub cti: Option<Arc<crate::cti::Cti>>,
     pub dialer: Option<Arc<crate::dialing::Dialer>>,
+    /// Signs recording links and webhooks.
+    pub signing_key: Option<Arc<Vec<u8>>>,
 }
 
 /// An error answer: HTTP status plus a JSON body with a stable `code`.
@@ -56,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/cti/agent", get(crate::cti::agent_socket))
         .route("/cti/supervisor", get(crate::cti::supervisor::supervisor_socket))
+        .route("/recordings/{id}", get(crate::recordings::get))
         .merge(crate::api::router());
     if state.config.metrics.enabled {
         router = router.route(&metrics_path, get(metrics));

@@ -54,8 +54,12 @@ impl Live {
         let acd = LiveAcd::new();
         tokio::spawn(crate::acd::log_states(store.clone(), acd.subscribe()));
         let desks = Arc::new(Desks::default());
+        let signing_key = Arc::new(crate::webhooks::signing_key(cfg.auth.signing_key.as_deref(), &cfg.data_dir)?);
         let config = Arc::new(cfg);
-        let node = std::env::var("PACER_NODE").unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id()));
+        let node = config.dialer.node_name.clone().unwrap_or_else(hostname);
+        let webhooks = Arc::new(crate::webhooks::Webhooks::new(store.clone(), config.webhooks.clone(), node.clone(), signing_key.to_vec()));
+        tokio::spawn(webhooks.clone().run());
+        let public_url = config.http.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
         let dialer = Dialer::start(Parts {
             store: store.clone(),
             sip: sip.clone(),
@@ -65,10 +69,13 @@ impl Live {
             config: config.clone(),
             registry: metrics.registry.clone(),
             node,
+            webhooks,
+            signing_key: signing_key.clone(),
+            public_url,
         })
         .await?;
         let cti = Arc::new(Cti { store: store.clone(), acd: acd.clone(), desks: desks.clone(), media: media.clone(), dialer: dialer.clone(), centre_zone: config.dialer.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC) });
-        let state = AppState { store: store.clone(), metrics: metrics.clone(), config: config.clone(), cti: Some(cti), dialer: Some(dialer.clone()) };
+        let state = AppState { store: store.clone(), metrics: metrics.clone(), config: config.clone(), cti: Some(cti), dialer: Some(dialer.clone()), signing_key: Some(signing_key) };
         let (stop, mut stop_rx) = watch::channel(false);
         let server = tokio::spawn(async move {
             axum::serve(listener, router(state))

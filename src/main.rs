@@ -14,8 +14,10 @@ mod http;
 mod live;
 mod logging;
 mod metrics;
+mod recordings;
 mod serve;
 mod simulate;
+mod webhooks;
 
 use std::process::ExitCode;
 

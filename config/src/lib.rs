@@ -49,6 +49,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub logging: LoggingConfig,
     pub dialer: DialerConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 impl Default for Config {
@@ -65,6 +66,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             logging: LoggingConfig::default(),
             dialer: DialerConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -85,6 +87,10 @@ pub struct HttpConfig {
     pub max_body_bytes: u64,
     /// Seconds given to in-flight requests on shutdown.
     pub shutdown_grace_s: u64,
+    /// The URL CRMs and browsers reach this server at (signed recording links in
+    /// webhooks); `http://LISTEN` when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -95,6 +101,7 @@ impl Default for HttpConfig {
             tls_key: None,
             max_body_bytes: 1 << 20,
             shutdown_grace_s: 10,
+            public_url: None,
         }
     }
 }
@@ -317,6 +324,24 @@ impl Default for AuthConfig {
     }
 }
 
+/// Call events POSTed to a CRM: on call end and on disposition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// `http://` or `https://` URLs that receive every event.
+    pub urls: Vec<String>,
+    /// Seconds a delivery may take before it counts as failed.
+    pub timeout_s: u64,
+    /// Deliveries tried per event and URL (1 s, 2 s, 4 s … apart, at most 5 min).
+    pub max_attempts: u32,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self { urls: Vec::new(), timeout_s: 5, max_attempts: 8 }
+    }
+}
+
 /// Prometheus exposition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -373,6 +398,10 @@ pub struct DialerConfig {
     pub legal_window_end: String,
     /// Seconds a claimed lead stays leased before it returns to the hopper.
     pub lease_s: u64,
+    /// This node's name in lead leases; stable across restarts so that a restarted node
+    /// takes back at once what it held when it stopped. The host name when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
 }
 
 impl Default for DialerConfig {
@@ -383,6 +412,7 @@ impl Default for DialerConfig {
             legal_window_start: "08:00".into(),
             legal_window_end: "21:00".into(),
             lease_s: 600,
+            node_name: None,
         }
     }
 }
@@ -447,8 +477,8 @@ impl Config {
                 return Err(ConfigError { problems: figment_problems(e, "") });
             }
         };
-        const SECTIONS: [&str; 11] =
-            ["data_dir", "http", "sip", "trunks", "media", "database", "recordings", "auth", "metrics", "logging", "dialer"];
+        const SECTIONS: [&str; 12] =
+            ["data_dir", "http", "sip", "trunks", "media", "database", "recordings", "auth", "metrics", "logging", "dialer", "webhooks"];
         for key in root.keys() {
             if !SECTIONS.contains(&key.as_str()) {
                 problems.push(Problem {
@@ -472,6 +502,7 @@ impl Config {
             metrics: section(&fig, "metrics", defaults.metrics, &mut problems),
             logging: section(&fig, "logging", defaults.logging, &mut problems),
             dialer: section(&fig, "dialer", defaults.dialer, &mut problems),
+            webhooks: section(&fig, "webhooks", defaults.webhooks, &mut problems),
         };
         validate::validate(&cfg, &mut problems);
         if problems.is_empty() { Ok(cfg) } else { Err(ConfigError { problems }) }

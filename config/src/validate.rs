@@ -180,4 +180,18 @@ pub(crate) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
         }
     }
     c.check(d.lease_s >= 30, "dialer.lease_s", "must be at least 30");
+    if let Some(n) = &d.node_name {
+        c.check(!n.is_empty() && n.len() <= 64 && !n.contains(char::is_whitespace), "dialer.node_name", "1 to 64 characters, no spaces");
+    }
+
+    if let Some(u) = &cfg.http.public_url {
+        c.check(u.starts_with("http://") || u.starts_with("https://"), "http.public_url", format!("{u:?} is not an http:// or https:// URL"));
+    }
+    let w = &cfg.webhooks;
+    for (i, u) in w.urls.iter().enumerate() {
+        let ok = (u.starts_with("http://") || u.starts_with("https://")) && u.len() > "https://".len() && !u.contains(char::is_whitespace);
+        c.check(ok, format!("webhooks.urls[{i}]"), format!("{u:?} is not an http:// or https:// URL"));
+    }
+    c.check((1..=300).contains(&w.timeout_s), "webhooks.timeout_s", "must be between 1 and 300");
+    c.check((1..=50).contains(&w.max_attempts), "webhooks.max_attempts", "must be between 1 and 50");
 }

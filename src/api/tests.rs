@@ -14,7 +14,7 @@ fn app(db: &TestDb) -> axum::Router {
     let mut cfg = pacer_config::Config::default();
     cfg.dialer.legal_window_start = "00:00".into();
     cfg.dialer.legal_window_end = "24:00".into();
-    router(AppState { store: db.store.clone(), metrics: crate::metrics::Metrics::new(), config: Arc::new(cfg), cti: None, dialer: None })
+    router(AppState { store: db.store.clone(), metrics: crate::metrics::Metrics::new(), config: Arc::new(cfg), cti: None, dialer: None, signing_key: None })
 }
 
 async fn call(app: &axum::Router, method: &str, uri: &str, body: Option<(&str, String)>) -> (StatusCode, String) {

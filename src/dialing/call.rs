@@ -109,7 +109,7 @@ pub async fn run(ctx: Arc<Ctx>, camp: Arc<CampaignCtx>, claimed: Claimed, id: Ca
                 rec.out.outcome = "congestion".into();
                 rec.out.notes = Some(format!("not dialled: {e}"));
                 camp.reports.send(Report::Outcome(PacingOutcome::Failed { after_s: 0.0 })).ok();
-                finish(&ctx, &camp, id, rec, None).await;
+                finish(&ctx, &camp, id, rec, None, &claimed.lead).await;
                 return;
             }
         };
@@ -121,7 +121,7 @@ pub async fn run(ctx: Arc<Ctx>, camp: Arc<CampaignCtx>, claimed: Claimed, id: Ca
             agent_done = Some(agent);
             wrap_up(&ctx, &camp, &c, id, agent, cmds, &mut rec).await;
         }
-        finish(&ctx, &camp, id, rec, agent_done).await;
+        finish(&ctx, &camp, id, rec, agent_done, &claimed.lead).await;
     }
     .instrument(span)
     .await
@@ -397,6 +397,9 @@ async fn drive(
         warn!(agent, error = %e, "ACD refused the hang-up");
     }
     ctx.desks.send(agent, ServerMsg::CallEnded { call_id: id.to_string(), by: by.into(), talk_s: rec.out.talk_s });
+    let mut ended = rec.out.clone();
+    ended.ended_at = Some(now_ms());
+    ctx.webhooks.emit("call.ended", &event(ctx, c, &ended, &claimed.lead, None, "call.ended")).await;
     Some((agent, cmds))
 }
 
@@ -538,7 +541,7 @@ fn apply_disposition(rec: &mut Record, d: DispositionCmd) {
 
 /// The one transaction: attempt (CDR), recording path and lead. Retried until the store
 /// takes it, so a slow or briefly unreachable database delays the write but loses nothing.
-async fn finish(ctx: &Ctx, camp: &CampaignCtx, id: CallId, mut rec: Record, agent: Option<AgentId>) {
+async fn finish(ctx: &Ctx, camp: &CampaignCtx, id: CallId, mut rec: Record, agent: Option<AgentId>, lead: &pacer_dialer::store::Lead) {
     camp.in_flight.remove(id);
     rec.out.ended_at.get_or_insert_with(now_ms);
     let name = camp.campaign().name;
@@ -551,6 +554,11 @@ async fn finish(ctx: &Ctx, camp: &CampaignCtx, id: CallId, mut rec: Record, agen
                 ctx.metrics.db_seconds.with_label_values(&["outcome"]).observe(t.elapsed().as_secs_f64());
                 ctx.metrics.calls.with_label_values(&[&name, &rec.out.outcome]).inc();
                 debug!(?settled, "outcome written");
+                let c = camp.campaign();
+                // A connected call's end was announced when its customer hung up; what
+                // follows the wrap-up is the disposition. Other calls end here.
+                let kind = if agent.is_some() { "call.dispositioned" } else { "call.ended" };
+                ctx.webhooks.emit(kind, &event(ctx, &c, &rec.out, lead, Some(settled.attempt_id), kind)).await;
                 if let Some(a) = agent {
                     let next = serde_json::to_value(settled.decision).ok().and_then(|v| v.get("state").and_then(|s| s.as_str()).map(str::to_string)).unwrap_or_default();
                     ctx.desks.send(a, ServerMsg::DispositionSaved { call_id: id.to_string(), next });
@@ -623,6 +631,35 @@ async fn screen_pop(ctx: &Ctx, c: &Campaign, claimed: &Claimed, id: CallId, mach
         connected_at,
         machine,
     }
+}
+
+/// A webhook event's body. The recording link is signed and expires (`auth.signed_url_ttl_s`).
+fn event(ctx: &Ctx, c: &Campaign, o: &CallOutcome, lead: &pacer_dialer::store::Lead, attempt: Option<i64>, kind: &str) -> serde_json::Value {
+    let recording_url = attempt.filter(|_| o.recording_path.is_some()).map(|a| {
+        format!("{}{}", ctx.public_url, crate::recordings::signed_path(&ctx.signing_key, a, chrono::Utc::now().timestamp(), ctx.config.auth.signed_url_ttl_s))
+    });
+    serde_json::json!({
+        "event": kind,
+        "attempt_id": attempt,
+        "call_id": o.call_id,
+        "campaign": {"id": c.id, "name": c.name},
+        "lead": {"id": lead.id, "phone": o.phone, "name": lead.name, "fields": lead.fields},
+        "outcome": o.outcome,
+        "disposition": o.disposition,
+        "answered_by": o.answered_by,
+        "abandoned": o.abandoned,
+        "agent": o.agent_id.map(|a| serde_json::json!({"id": a, "username": ctx.desks.username(a as AgentId)})),
+        "started_at": o.started_at,
+        "answered_at": o.answered_at,
+        "connected_at": o.connected_at,
+        "ended_at": o.ended_at,
+        "talk_s": o.talk_s,
+        "wrap_s": o.wrap_s,
+        "sip_status": o.sip_status,
+        "q850_cause": o.q850_cause,
+        "notes": o.notes,
+        "recording_url": recording_url,
+    })
 }
 
 /// Replaces what the customer hears by `prompt` in a loop (or ends the one playing when

@@ -51,6 +51,9 @@ pub struct Ctx {
     /// One second of silence (a muted agent).
     pub silence: Prompt,
     pub kill: Arc<AtomicBool>,
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
+    pub signing_key: Arc<Vec<u8>>,
+    pub public_url: String,
     /// Prompts loaded from campaign files, by path (loaded once).
     prompts: Mutex<HashMap<String, Prompt>>,
 }
@@ -88,6 +91,10 @@ pub struct Parts {
     pub config: Arc<Config>,
     pub registry: prometheus::Registry,
     pub node: String,
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
+    pub signing_key: Arc<Vec<u8>>,
+    /// Base of the links put in webhooks.
+    pub public_url: String,
 }
 
 /// The running dialer.
@@ -133,6 +140,9 @@ impl Dialer {
             hold_music: Prompt::tone(350.0, 2000),
             silence: Prompt::from_pcm(&[0; 8000], 8000).expect("8 kHz PCM is a valid prompt"),
             kill: Arc::new(AtomicBool::new(false)),
+            webhooks: p.webhooks,
+            signing_key: p.signing_key,
+            public_url: p.public_url.trim_end_matches('/').to_string(),
             prompts: Mutex::new(HashMap::new()),
         });
         let dialer = Arc::new(Dialer { ctx, runners: Mutex::new(HashMap::new()), campaigns: Mutex::new(HashMap::new()), stop: CancellationToken::new(), tasks: Default::default() });

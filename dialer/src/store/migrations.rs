@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../../migrations/0001_initial.sql")),
     (2, "campaign data", include_str!("../../migrations/0002_campaign_data.sql")),
     (3, "agents", include_str!("../../migrations/0003_agents.sql")),
+    (4, "webhooks", include_str!("../../migrations/0004_webhooks.sql")),
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

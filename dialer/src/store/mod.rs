@@ -14,6 +14,7 @@ pub(crate) mod leads;
 mod migrations;
 mod reports;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ pub use dispositions::Disposition;
 pub use dnc::{DncEntry, SYSTEM_DNC};
 pub use leads::{Lead, LeadEdit, LeadQuery, List};
 pub use users::{Role, User};
+pub use webhooks::WebhookDelivery;
 pub use reports::{AbandonRate, AbandonStats, Cdr, CdrQuery, HourRow, OutcomeRow, Penetration};
 
 /// Which database a [`Store`] talks to.
