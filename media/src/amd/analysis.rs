@@ -1,7 +1,7 @@
 //! The 10 ms analysis frames both detectors share: level against an adapted noise floor,
 //! and whether the frame is one pure tone. Fixed-size state, no allocation.
 
-use super::config::AmdConfig;
+use super::config::{AmdConfig, BeepConfig};
 
 /// Sample rate the detectors expect (narrowband telephone audio).
 pub const SAMPLE_RATE: u32 = 8000;
@@ -20,8 +20,16 @@ const MIN_DB: f32 = -100.0;
 pub(crate) struct Frame {
     /// Louder than the silence threshold and the noise floor plus the voice margin.
     pub voice: bool,
-    /// The frame's single tone frequency, when it is a pure tone within the beep band.
-    pub tone_hz: Option<f32>,
+    /// The frame's tone, when it is a pure tone within the beep band.
+    pub tone: Option<Tone>,
+}
+
+/// A pure tone in one frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Tone {
+    pub hz: f32,
+    /// The frame's level (dBFS).
+    pub level_db: f32,
 }
 
 /// Converts milliseconds to whole frames, at least one.
@@ -34,6 +42,7 @@ pub(crate) fn frames(ms: u32) -> u32 {
 pub(crate) struct Analyzer {
     buf: [f32; FRAME],
     len: usize,
+    highpass: HighPass,
     floor: NoiseFloor,
     silence_db: f32,
     margin_db: f32,
@@ -47,6 +56,7 @@ impl Analyzer {
         Self {
             buf: [0.0; FRAME],
             len: 0,
+            highpass: HighPass::new(HIGHPASS_HZ),
             floor: NoiseFloor::new(frames(cfg.noise_window_ms).div_ceil(FLOOR_SUBS as u32)),
             silence_db: cfg.silence_threshold_dbfs,
             margin_db: cfg.voice_margin_db,
@@ -61,7 +71,7 @@ impl Analyzer {
     pub(crate) fn next_frame(&mut self, input: &mut &[i16]) -> Option<Frame> {
         let take = (FRAME - self.len).min(input.len());
         for (d, &s) in self.buf[self.len..self.len + take].iter_mut().zip(&input[..take]) {
-            *d = f32::from(s) / 32768.0;
+            *d = self.highpass.step(f32::from(s) / 32768.0);
         }
         self.len += take;
         *input = &input[take..];
@@ -78,8 +88,8 @@ impl Analyzer {
         let floor_db = self.floor.update(level_db);
         let voice = level_db > self.silence_db.max(floor_db + self.margin_db);
         // A long beep can lift the floor over itself; its level alone makes it worth a look.
-        let tone_hz = if level_db > self.silence_db { self.tone(r0) } else { None };
-        Frame { voice, tone_hz }
+        let tone = if level_db > self.silence_db { self.tone(r0) } else { None };
+        Frame { voice, tone: tone.map(|hz| Tone { hz, level_db }) }
     }
 
     /// The frequency of a pure tone, if the frame is one. A sine obeys
@@ -107,12 +117,23 @@ impl Analyzer {
         }
         // Over 10 ms the estimate wanders by tens of hertz in noise (most at low frequencies,
         // where cos w is flat): take the strongest of a few Goertzel bins around it.
-        let (hz, power) = (-REFINE_STEPS..=REFINE_STEPS)
-            .map(|k| {
-                let hz = estimate + k as f32 * (REFINE_HZ / REFINE_STEPS as f32);
-                (hz, goertzel(x, hz))
-            })
-            .fold((0.0, 0.0), |best, c| if c.1 > best.1 { c } else { best });
+        let step = REFINE_HZ / REFINE_STEPS as f32;
+        let mut bins = [0.0f32; 2 * REFINE_STEPS as usize + 1];
+        for (k, p) in bins.iter_mut().enumerate() {
+            *p = goertzel(x, estimate + (k as i32 - REFINE_STEPS) as f32 * step);
+        }
+        let best = (0..bins.len()).fold(0, |b, k| if bins[k] > bins[b] { k } else { b });
+        let power = bins[best];
+        // Between the bins: the peak of the parabola through the best one and its neighbours
+        // (in magnitude), so that a steady tone reads steady to a hertz or two.
+        let offset = if best > 0 && best + 1 < bins.len() {
+            let (a, b, c) = (bins[best - 1].sqrt(), power.sqrt(), bins[best + 1].sqrt());
+            let d = a - 2.0 * b + c;
+            if d < 0.0 { (0.5 * (a - c) / d).clamp(-0.5, 0.5) } else { 0.0 }
+        } else {
+            0.0
+        };
+        let hz = estimate + ((best as i32 - REFINE_STEPS) as f32 + offset) * step;
         // A sine of amplitude A over N samples: |X|^2 = (N A / 2)^2 and r0 = N A^2 / 2.
         let purity = 2.0 * power / (FRAME as f32 * r0);
         (purity >= self.purity && (self.min_hz..=self.max_hz).contains(&hz)).then_some(hz)
@@ -133,6 +154,40 @@ fn goertzel(x: &[f32; FRAME], hz: f32) -> f32 {
         s1 = s0;
     }
     s1 * s1 + s2 * s2 - coeff * s1 * s2
+}
+
+/// Hum and rumble below the telephone band carry no speech but much noise energy (pink
+/// noise, mains hum): the level is measured above this.
+const HIGHPASS_HZ: f32 = 200.0;
+
+/// Second-order Butterworth high-pass (RBJ's biquad).
+#[derive(Debug, Clone)]
+struct HighPass {
+    b: [f32; 3],
+    a: [f32; 2],
+    x: [f32; 2],
+    y: [f32; 2],
+}
+
+impl HighPass {
+    fn new(hz: f32) -> Self {
+        let w0 = std::f32::consts::TAU * hz / SAMPLE_RATE as f32;
+        let alpha = w0.sin() / (2.0 * std::f32::consts::FRAC_1_SQRT_2);
+        let (c, a0) = (w0.cos(), 1.0 + alpha);
+        Self {
+            b: [(1.0 + c) / 2.0 / a0, -(1.0 + c) / a0, (1.0 + c) / 2.0 / a0],
+            a: [-2.0 * c / a0, (1.0 - alpha) / a0],
+            x: [0.0; 2],
+            y: [0.0; 2],
+        }
+    }
+
+    fn step(&mut self, x: f32) -> f32 {
+        let y = self.b[0] * x + self.b[1] * self.x[0] + self.b[2] * self.x[1] - self.a[0] * self.y[0] - self.a[1] * self.y[1];
+        self.x = [x, self.x[0]];
+        self.y = [y, self.y[0]];
+        y
+    }
 }
 
 /// The quietest frame level over a sliding window: speech always has gaps within a second,
@@ -169,18 +224,24 @@ impl NoiseFloor {
     }
 }
 
-/// Follows tonal frames of one frequency. One frame that misses (noise, a click) does not
-/// end a tone.
+/// Follows tonal frames of one steady tone. A beep holds its frequency and its level;
+/// a sung or drawn-out vowel that happens to be one strong harmonic glides in both, so a
+/// change beyond `beep.max_drift_hz` or `beep.max_level_spread_db` starts another tone.
+/// One frame that misses (noise, a click) does not end a tone.
 #[derive(Debug, Clone)]
 pub(crate) struct ToneTracker {
     max_drift_hz: f32,
+    max_spread_db: f32,
     /// Frames of the current tone, including a bridged miss.
     run: u32,
     /// Frames since the last tonal frame of the current tone.
     missed: u32,
-    /// Mean frequency of the current tone.
+    /// Mean frequency of the current tone, over `tonal` frames.
     hz: f32,
     tonal: u32,
+    /// Quietest and loudest frame of the current tone.
+    low_db: f32,
+    high_db: f32,
 }
 
 /// What the tone tracker saw in one frame.
@@ -195,26 +256,39 @@ pub(crate) enum ToneEvent {
 }
 
 impl ToneTracker {
-    pub(crate) fn new(max_drift_hz: f32) -> Self {
-        Self { max_drift_hz, run: 0, missed: 0, hz: 0.0, tonal: 0 }
+    pub(crate) fn new(cfg: &BeepConfig) -> Self {
+        Self {
+            max_drift_hz: cfg.max_drift_hz,
+            max_spread_db: cfg.max_level_spread_db,
+            run: 0,
+            missed: 0,
+            hz: 0.0,
+            tonal: 0,
+            low_db: 0.0,
+            high_db: 0.0,
+        }
     }
 
-    pub(crate) fn update(&mut self, tone_hz: Option<f32>) -> ToneEvent {
-        match tone_hz {
-            Some(hz) if self.run > 0 && (hz - self.hz).abs() <= self.max_drift_hz => {
+    pub(crate) fn update(&mut self, tone: Option<Tone>) -> ToneEvent {
+        match tone {
+            Some(t) if self.continues(t) => {
                 self.tonal += 1;
                 self.run += 1 + self.missed;
                 self.missed = 0;
-                self.hz += (hz - self.hz) / self.tonal as f32;
+                self.hz += (t.hz - self.hz) / self.tonal as f32;
+                self.low_db = self.low_db.min(t.level_db);
+                self.high_db = self.high_db.max(t.level_db);
                 ToneEvent::Ongoing { frames: self.run, hz: self.hz }
             }
-            Some(hz) => {
+            Some(t) => {
                 let ended = self.end();
                 self.run = 1;
                 self.tonal = 1;
-                self.hz = hz;
+                self.hz = t.hz;
+                self.low_db = t.level_db;
+                self.high_db = t.level_db;
                 match ended {
-                    ToneEvent::None => ToneEvent::Ongoing { frames: 1, hz },
+                    ToneEvent::None => ToneEvent::Ongoing { frames: 1, hz: t.hz },
                     e => e,
                 }
             }
@@ -224,6 +298,12 @@ impl ToneTracker {
             }
             None => self.end(),
         }
+    }
+
+    fn continues(&self, t: Tone) -> bool {
+        self.run > 0
+            && (t.hz - self.hz).abs() <= self.max_drift_hz
+            && self.high_db.max(t.level_db) - self.low_db.min(t.level_db) <= self.max_spread_db
     }
 
     /// Ends the current tone (the audio stopped).
@@ -277,8 +357,8 @@ mod tests {
             let fs = frames_of(&mut a, &s);
             assert_eq!(fs.len(), 20);
             for f in &fs {
-                let got = f.tone_hz.unwrap_or_else(|| panic!("{hz} Hz not tonal: {f:?}"));
-                assert!((got - hz).abs() < 15.0, "{hz} Hz read as {got}");
+                let got = f.tone.unwrap_or_else(|| panic!("{hz} Hz not tonal: {f:?}")).hz;
+                assert!((got - hz).abs() < 8.0, "{hz} Hz read as {got}");
             }
         }
     }
@@ -288,10 +368,10 @@ mod tests {
         let mut a = Analyzer::new(&AmdConfig::default());
         let mut low = vec![0i16; 160];
         low.extend(sine(300.0, 0.3, 800));
-        assert!(frames_of(&mut a, &low)[2..].iter().all(|f| f.voice && f.tone_hz.is_none()));
+        assert!(frames_of(&mut a, &low)[2..].iter().all(|f| f.voice && f.tone.is_none()));
         let chord: Vec<i16> = sine(600.0, 0.2, 800).iter().zip(sine(1300.0, 0.2, 800)).map(|(a, b)| a + b).collect();
         let mut a = Analyzer::new(&AmdConfig::default());
-        assert!(frames_of(&mut a, &chord).iter().all(|f| f.tone_hz.is_none()));
+        assert!(frames_of(&mut a, &chord).iter().all(|f| f.tone.is_none()));
     }
 
     #[test]
@@ -312,18 +392,28 @@ mod tests {
     }
 
     #[test]
-    fn one_missed_frame_does_not_split_a_tone() {
-        let mut t = ToneTracker::new(25.0);
+    fn one_missed_frame_does_not_split_a_tone_but_a_glide_does() {
+        let tone = |hz: f32, level_db: f32| Some(Tone { hz, level_db });
+        let mut t = ToneTracker::new(&BeepConfig::default());
         for i in 1..=5 {
-            assert_eq!(t.update(Some(1000.0)), ToneEvent::Ongoing { frames: i, hz: 1000.0 });
+            assert_eq!(t.update(tone(1000.0, -20.0)), ToneEvent::Ongoing { frames: i, hz: 1000.0 });
         }
         assert_eq!(t.update(None), ToneEvent::None);
-        assert_eq!(t.update(Some(1004.0)), ToneEvent::Ongoing { frames: 7, hz: 1000.0 + 4.0 / 6.0 });
+        assert_eq!(t.update(tone(1004.0, -21.0)), ToneEvent::Ongoing { frames: 7, hz: 1000.0 + 4.0 / 6.0 });
         assert_eq!(t.update(None), ToneEvent::None);
         assert!(matches!(t.update(None), ToneEvent::Ended { frames: 7, ago: 2, .. }));
         assert_eq!(t.update(None), ToneEvent::None);
         // A jump in frequency is another tone.
-        assert_eq!(t.update(Some(800.0)), ToneEvent::Ongoing { frames: 1, hz: 800.0 });
-        assert!(matches!(t.update(Some(1200.0)), ToneEvent::Ended { frames: 1, ago: 1, .. }));
+        assert_eq!(t.update(tone(800.0, -20.0)), ToneEvent::Ongoing { frames: 1, hz: 800.0 });
+        assert!(matches!(t.update(tone(1200.0, -20.0)), ToneEvent::Ended { frames: 1, ago: 1, .. }));
+        // So is a swell: a vowel growing louder on one harmonic.
+        let mut t = ToneTracker::new(&BeepConfig::default());
+        let mut longest = 0;
+        for i in 0..30 {
+            if let ToneEvent::Ongoing { frames, .. } = t.update(tone(440.0, -35.0 + i as f32)) {
+                longest = longest.max(frames);
+            }
+        }
+        assert!(longest <= 5, "{longest}");
     }
 }

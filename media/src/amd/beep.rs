@@ -56,7 +56,7 @@ impl BeepDetector {
     pub fn new(config: AmdConfig) -> Self {
         Self {
             analyzer: Analyzer::new(&config),
-            tone: ToneTracker::new(config.beep.max_drift_hz),
+            tone: ToneTracker::new(&config.beep),
             frame: 0,
             silence: 0,
             min_beep: frames(config.beep.min_duration_ms),
@@ -76,7 +76,7 @@ impl BeepDetector {
         while !rest.is_empty() {
             let Some(frame) = self.analyzer.next_frame(&mut rest) else { continue };
             self.frame += 1;
-            let event = match self.tone.update(frame.tone_hz) {
+            let event = match self.tone.update(frame.tone) {
                 ToneEvent::Ongoing { frames, .. } => {
                     self.beeping = frames >= self.min_beep;
                     None
@@ -93,7 +93,7 @@ impl BeepDetector {
                 // Possibly one missed frame inside a beep: the tracker will tell.
                 ToneEvent::None => None,
             };
-            if frame.voice || frame.tone_hz.is_some() {
+            if frame.voice || frame.tone.is_some() {
                 self.silence = 0;
             } else {
                 self.silence += 1;

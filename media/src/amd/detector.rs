@@ -29,7 +29,9 @@ pub struct Detector {
     in_word: bool,
     /// Voice frames of the current word, not reset by gaps shorter than between words.
     word_voice: u32,
-    /// Frames since the last frame of a word (short bursts do not interrupt it).
+    /// Consecutive voice frames.
+    voice_run: u32,
+    /// Frames since the last sound of at least [`MIN_SOUND`] frames.
     silence: u32,
     /// Voiced frames since the greeting began.
     greeting_voice: u32,
@@ -53,6 +55,9 @@ struct Limits {
     beep: u32,
 }
 
+/// Frames of voice that end a silence: 20 ms, longer than a click.
+const MIN_SOUND: u32 = 2;
+
 impl Detector {
     /// A detector for one call. Check the settings with [`AmdConfig::validate`] when they
     /// are loaded; the detector takes any values without panicking.
@@ -75,12 +80,13 @@ impl Detector {
         };
         Self {
             analyzer: Analyzer::new(&config),
-            tone: ToneTracker::new(config.beep.max_drift_hz),
+            tone: ToneTracker::new(&config.beep),
             limits,
             frame: 0,
             in_greeting: false,
             in_word: false,
             word_voice: 0,
+            voice_run: 0,
             silence: 0,
             greeting_voice: 0,
             words: 0,
@@ -98,11 +104,11 @@ impl Detector {
         while !rest.is_empty() {
             let Some(frame) = self.analyzer.next_frame(&mut rest) else { continue };
             self.frame += 1;
-            let beep = matches!(self.tone.update(frame.tone_hz), ToneEvent::Ongoing { frames, .. } if frames >= self.limits.beep);
+            let beep = matches!(self.tone.update(frame.tone), ToneEvent::Ongoing { frames, .. } if frames >= self.limits.beep);
             let decided = if beep {
                 Some((VerdictKind::Machine, Reason::Beep))
             } else {
-                self.step(frame.voice || frame.tone_hz.is_some())
+                self.step(frame.voice || frame.tone.is_some())
             };
             if let Some((kind, reason)) = decided {
                 return self.decide(kind, reason);
@@ -149,24 +155,28 @@ impl Detector {
         let l = self.limits;
         if voice {
             self.word_voice += 1;
+            self.voice_run += 1;
             if self.in_greeting {
                 self.greeting_voice += 1;
             }
-            if self.word_voice >= l.min_word {
-                if !self.in_word {
-                    self.in_word = true;
-                    self.words += 1;
-                    if !self.in_greeting {
-                        // The first word opens the greeting, counted from its first frame.
-                        self.in_greeting = true;
-                        self.greeting_voice = self.word_voice;
-                    }
+            if self.word_voice >= l.min_word && !self.in_word {
+                self.in_word = true;
+                self.words += 1;
+                if !self.in_greeting {
+                    // The first word opens the greeting, counted from its first frame.
+                    self.in_greeting = true;
+                    self.greeting_voice = self.word_voice;
                 }
+            }
+            // Short syllables ("this is") break a silence even when they are too short to be
+            // words, but a click does not.
+            if self.voice_run >= MIN_SOUND {
                 self.silence = 0;
             } else {
                 self.silence += 1;
             }
         } else {
+            self.voice_run = 0;
             self.silence += 1;
             if self.silence >= l.between_words {
                 self.in_word = false;

@@ -121,12 +121,14 @@ job() { # FILE KIND VOICE SPEED PITCH GAIN SNR NOISE NOFF LEAD TEXT  + machine: 
     if [ "$snr" = none ]; then
       printf 'mv %q %q\n' "$w.clean.wav" "$out/$f.wav.part"
     else
-      # Noise RMS = speech RMS (about 15 dB under the peak) - SNR; the bed's own RMS is
-      # about -4.8 dBFS (white) and -17 dBFS (pink).
-      local nbase; [ "$noise" = white ] && nbase=4.8 || nbase=17
+      # The noise level comes from the speech's own RMS level (sox stat), so that snr_db in
+      # labels.csv is the real speech-to-noise ratio; the beds' RMS is about -4.8 dBFS
+      # (white) and -17 dBFS (pink).
+      local nbase; [ "$noise" = white ] && nbase=-4.8 || nbase=-17
       printf 'len=$(soxi -D %q)\n' "$w.clean.wav"
-      printf 'sox %q %q trim %s "$len" gain -%s\n' "$work/$noise.wav" "$w.noise.wav" "$noff" \
-        "$(awk -v g="$gain" -v s="$snr" -v b="$nbase" 'BEGIN{printf "%.1f", 3 + g + 15 + s - b}')"
+      printf 'rms=$(sox %q -n stat 2>&1 | awk %q)\n' "$w.sp.wav" '/RMS +amplitude/ {print $3}'
+      printf 'ng=$(awk -v r="$rms" -v s=%s -v b=%s %q)\n' "$snr" "$nbase" 'BEGIN{printf "%.2f", 20 * log(r) / log(10) - s - b}'
+      printf 'sox %q %q trim %s "$len" gain "$ng"\n' "$work/$noise.wav" "$w.noise.wav" "$noff"
       printf 'sox -m -v 1 %q -v 1 %q -t wav %q\n' "$w.clean.wav" "$w.noise.wav" "$out/$f.wav.part"
     fi
     # The speech length is only known once espeak has spoken: the job writes its label row.
