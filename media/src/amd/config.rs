@@ -77,7 +77,7 @@ impl Default for AmdConfig {
             initial_silence_ms: 2500,
             greeting_ms: 1700,
             after_greeting_silence_ms: 800,
-            after_short_greeting_silence_ms: 400,
+            after_short_greeting_silence_ms: 500,
             short_greeting_ms: 800,
             total_analysis_ms: 5000,
             min_word_ms: 100,

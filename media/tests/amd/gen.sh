@@ -88,6 +88,8 @@ job() { # FILE KIND VOICE SPEED PITCH GAIN SNR NOISE NOFF LEAD TEXT  + machine: 
   local w="$work/$f"
   {
     echo "set -euo pipefail"
+    # Repeatable mode: sox seeds its dither (and noise) with a fixed number.
+    echo 'sox() { command sox -R "$@"; }'
     printf 'espeak-ng -v %q -s %d -p %d -w %q %q\n' "$voice" "$speed" "$pitch" "$w.raw.wav" "$text"
     # Cut espeak's own leading and trailing silence so that the labels mark the speech.
     printf 'sox %q -r 8000 -c 1 -b 16 %q silence 1 0.005 0.3%% reverse silence 1 0.005 0.3%% reverse gain -6 sinc 250-3400 norm -3 gain -%s\n' \
