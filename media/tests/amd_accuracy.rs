@@ -29,7 +29,8 @@ fn meets_the_accuracy_targets_on_the_generated_set() {
     let dir = harness::ensure_set(harness::TEST_SEED, harness::HUMANS, harness::MACHINES).unwrap();
     let samples = harness::load(&dir).unwrap();
     assert_eq!(samples.len(), harness::HUMANS + harness::MACHINES);
-    let out = harness::evaluate(AmdConfig::default(), &dir, &samples).unwrap();
+    let audio = harness::load_audio(&dir, &samples).unwrap();
+    let out = harness::evaluate(AmdConfig::default(), &samples, &audio);
     let s = harness::summarise(&out);
     let report = format!("{}\nwrong:\n{}", serde_json::to_string(&s).unwrap(), harness::mistakes(&out).join("\n"));
     eprintln!("{report}");

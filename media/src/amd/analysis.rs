@@ -70,9 +70,7 @@ impl Analyzer {
     /// or the input is used up.
     pub(crate) fn next_frame(&mut self, input: &mut &[i16]) -> Option<Frame> {
         let take = (FRAME - self.len).min(input.len());
-        for (d, &s) in self.buf[self.len..self.len + take].iter_mut().zip(&input[..take]) {
-            *d = self.highpass.step(f32::from(s) / 32768.0);
-        }
+        self.highpass.run(&input[..take], &mut self.buf[self.len..self.len + take]);
         self.len += take;
         *input = &input[take..];
         if self.len < FRAME {
@@ -83,7 +81,15 @@ impl Analyzer {
     }
 
     fn analyse(&mut self) -> Frame {
-        let r0: f32 = self.buf.iter().map(|v| v * v).sum();
+        // Four partial sums: one running sum is a chain of dependent additions, four let the
+        // CPU overlap them (this loop runs on every frame of every call in detection).
+        let mut acc = [0.0f32; 4];
+        for c in self.buf.chunks_exact(4) {
+            for k in 0..4 {
+                acc[k] += c[k] * c[k];
+            }
+        }
+        let r0 = (acc[0] + acc[1]) + (acc[2] + acc[3]);
         let level_db = (10.0 * (r0 / FRAME as f32).max(1e-10).log10()).max(MIN_DB);
         let floor_db = self.floor.update(level_db);
         let voice = level_db > self.silence_db.max(floor_db + self.margin_db);
@@ -99,11 +105,16 @@ impl Analyzer {
     /// A Goertzel filter at that frequency then says how much of the frame the tone holds.
     fn tone(&self, r0: f32) -> Option<f32> {
         let x = &self.buf;
-        let (mut a, mut b) = (0.0f32, 0.0f32);
-        for n in 2..FRAME - 2 {
-            a += x[n] * (x[n - 1] + x[n + 1]);
-            b += x[n] * (x[n - 2] + x[n + 2]);
+        let (mut a4, mut b4) = ([0.0f32; 4], [0.0f32; 4]);
+        for n in (2..FRAME - 2).step_by(4) {
+            for k in 0..4 {
+                let m = n + k;
+                a4[k] += x[m] * (x[m - 1] + x[m + 1]);
+                b4[k] += x[m] * (x[m - 2] + x[m + 2]);
+            }
         }
+        let a = (a4[0] + a4[1]) + (a4[2] + a4[3]);
+        let b = (b4[0] + b4[1]) + (b4[2] + b4[3]);
         if a == 0.0 {
             return None;
         }
@@ -119,8 +130,16 @@ impl Analyzer {
         // where cos w is flat): take the strongest of a few Goertzel bins around it.
         let step = REFINE_HZ / REFINE_STEPS as f32;
         let mut bins = [0.0f32; 2 * REFINE_STEPS as usize + 1];
+        bins[REFINE_STEPS as usize] = goertzel(x, estimate);
+        // Most frames are speech, far from pure even at the estimate: stop there. A tone
+        // keeps at least half its power this close to its frequency.
+        if 2.0 * bins[REFINE_STEPS as usize] / (FRAME as f32 * r0) < self.purity * 0.5 {
+            return None;
+        }
         for (k, p) in bins.iter_mut().enumerate() {
-            *p = goertzel(x, estimate + (k as i32 - REFINE_STEPS) as f32 * step);
+            if k != REFINE_STEPS as usize {
+                *p = goertzel(x, estimate + (k as i32 - REFINE_STEPS) as f32 * step);
+            }
         }
         let best = (0..bins.len()).fold(0, |b, k| if bins[k] > bins[b] { k } else { b });
         let power = bins[best];
@@ -182,11 +201,20 @@ impl HighPass {
         }
     }
 
-    fn step(&mut self, x: f32) -> f32 {
-        let y = self.b[0] * x + self.b[1] * self.x[0] + self.b[2] * self.x[1] - self.a[0] * self.y[0] - self.a[1] * self.y[1];
-        self.x = [x, self.x[0]];
-        self.y = [y, self.y[0]];
-        y
+    /// Filters `input` (scaled to ±1) into `out`. The state lives in locals during the loop:
+    /// kept in the struct, every sample would wait on a store and a load.
+    fn run(&mut self, input: &[i16], out: &mut [f32]) {
+        let ([b0, b1, b2], [a1, a2]) = (self.b, self.a);
+        let ([mut x1, mut x2], [mut y1, mut y2]) = (self.x, self.y);
+        for (o, &s) in out.iter_mut().zip(input) {
+            let x = f32::from(s) / 32768.0;
+            // Only `a1 * y1` waits on the previous sample; the rest overlaps with it.
+            let t = b0 * x + b1 * x1 + b2 * x2 - a2 * y2;
+            let y = t - a1 * y1;
+            (x2, x1, y2, y1) = (x1, x, y1, y);
+            *o = y;
+        }
+        (self.x, self.y) = ([x1, x2], [y1, y2]);
     }
 }
 
