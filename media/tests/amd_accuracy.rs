@@ -2,6 +2,8 @@
 //! espeak-ng and sox (generated under target/ on first use, then reused). The set is fixed
 //! by its seed, so these are accuracy assertions on known audio, not timing assertions.
 
+// Shared with the amd_report example, which uses more of it.
+#[allow(dead_code)]
 #[path = "amd/harness.rs"]
 mod harness;
 
