@@ -158,10 +158,10 @@ impl AmdConfig {
         if !(b.purity > 0.0 && b.purity <= 1.0) {
             problems.push(("beep.purity", "must be in (0, 1]".to_string()));
         }
-        if !(b.max_drift_hz >= 0.0) {
+        if b.max_drift_hz.is_nan() || b.max_drift_hz < 0.0 {
             problems.push(("beep.max_drift_hz", "must not be negative".to_string()));
         }
-        if !(b.max_level_spread_db >= 0.0) {
+        if b.max_level_spread_db.is_nan() || b.max_level_spread_db < 0.0 {
             problems.push(("beep.max_level_spread_db", "must not be negative".to_string()));
         }
         if problems.is_empty() { Ok(()) } else { Err(AmdConfigError { problems }) }
