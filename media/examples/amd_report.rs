@@ -79,8 +79,8 @@ fn run() -> Result<(), String> {
     // three voicemails in four.
     let (mut right, mut human_s, mut machine_s) = (0u64, 0.0, 0.0);
     for seed in 0..SYNTH_SEEDS {
-        let (h, _) = harness::run_detector(config, &synth::human_greeting(seed));
-        let (m, _) = harness::run_detector(config, &synth::machine_greeting(seed, seed % 4 != 0));
+        let (h, ..) = harness::run_detector(config, &synth::human_greeting(seed));
+        let (m, ..) = harness::run_detector(config, &synth::machine_greeting(seed, seed % 4 != 0));
         right += u64::from(h.kind == VerdictKind::Human) + u64::from(m.kind == VerdictKind::Machine);
         human_s += h.after.as_secs_f64();
         machine_s += m.after.as_secs_f64();

@@ -334,6 +334,11 @@ impl ToneTracker {
             && self.high_db.max(t.level_db) - self.low_db.min(t.level_db) <= self.max_spread_db
     }
 
+    /// Frames of the tone under way (0 when none).
+    pub(crate) fn frames(&self) -> u32 {
+        self.run
+    }
+
     /// Ends the current tone (the audio stopped).
     pub(crate) fn flush(&mut self) -> ToneEvent {
         self.end()

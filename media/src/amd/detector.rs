@@ -20,6 +20,7 @@ use super::{Reason, Verdict, VerdictKind};
 /// ```
 #[derive(Debug, Clone)]
 pub struct Detector {
+    config: AmdConfig,
     analyzer: Analyzer,
     tone: ToneTracker,
     limits: Limits,
@@ -79,6 +80,7 @@ impl Detector {
             beep: frames(config.beep.min_duration_ms),
         };
         Self {
+            config,
             analyzer: Analyzer::new(&config),
             tone: ToneTracker::new(&config.beep),
             limits,
@@ -95,26 +97,33 @@ impl Detector {
     }
 
     /// Feeds audio (any number of samples; 20 ms = 160). Returns the verdict once, when it is
-    /// reached; afterwards the audio is ignored and [`Detector::verdict`] keeps it.
+    /// reached; later audio is ignored and [`Detector::verdict`] keeps it. The rest of the
+    /// slice that brought the verdict is still analysed, so that
+    /// [`BeepDetector::after`](super::BeepDetector::after) can carry on with the next slice.
     pub fn push(&mut self, samples: &[i16]) -> Option<Verdict> {
         if self.verdict.is_some() {
             return None;
         }
         let mut rest = samples;
+        let mut reached = None;
         while !rest.is_empty() {
             let Some(frame) = self.analyzer.next_frame(&mut rest) else { continue };
             self.frame += 1;
-            let beep = matches!(self.tone.update(frame.tone), ToneEvent::Ongoing { frames, .. } if frames >= self.limits.beep);
+            let tone = self.tone.update(frame.tone);
+            if reached.is_some() {
+                continue;
+            }
+            let beep = matches!(tone, ToneEvent::Ongoing { frames, .. } if frames >= self.limits.beep);
             let decided = if beep {
                 Some((VerdictKind::Machine, Reason::Beep))
             } else {
                 self.step(frame.voice || frame.tone.is_some())
             };
             if let Some((kind, reason)) = decided {
-                return self.decide(kind, reason);
+                reached = self.decide(kind, reason);
             }
         }
-        None
+        reached
     }
 
     /// The audio ended (the far end hung up, or the caller stops listening) before a verdict:
@@ -134,6 +143,12 @@ impl Detector {
     /// Audio analysed so far (whole 10 ms frames).
     pub fn elapsed(&self) -> Duration {
         Duration::from_millis(u64::from(self.frame) * u64::from(FRAME_MS))
+    }
+
+    /// What a beep detector carrying on from here needs: the settings, the analysis state
+    /// (noise floor, filter, a partial frame, a tone under way) and the frame count.
+    pub(crate) fn state(&self) -> (AmdConfig, &Analyzer, &ToneTracker, u32) {
+        (self.config, &self.analyzer, &self.tone, self.frame)
     }
 
     fn decide(&mut self, kind: VerdictKind, reason: Reason) -> Option<Verdict> {

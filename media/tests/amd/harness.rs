@@ -133,7 +133,7 @@ pub fn read_wav(path: &Path) -> Result<Vec<i16>, String> {
 pub struct Outcome {
     pub sample: Sample,
     pub verdict: Verdict,
-    /// For machines: the beep detector run from the machine verdict on, and whether what it
+    /// For machines: the beep detector carrying on from the machine verdict, and whether what it
     /// reported is right (the beep's end within 60 ms; without a beep, a silence after the
     /// greeting and before the recording would have missed much).
     pub beep_event: Option<BeepEvent>,
@@ -142,22 +142,23 @@ pub struct Outcome {
     pub audio: Duration,
 }
 
-pub fn run_detector(config: AmdConfig, audio: &[i16]) -> (Verdict, usize) {
+/// The verdict, the detector (to carry on with a beep detector) and the samples fed to it.
+pub fn run_detector(config: AmdConfig, audio: &[i16]) -> (Verdict, Detector, usize) {
     let mut d = Detector::new(config);
     for (i, chunk) in audio.chunks(CHUNK).enumerate() {
         if let Some(v) = d.push(chunk) {
-            return (v, (i * CHUNK + chunk.len()).min(audio.len()));
+            return (v, d, (i * CHUNK + chunk.len()).min(audio.len()));
         }
     }
-    (d.finish().expect("a verdict at the end"), audio.len())
+    (d.finish().expect("a verdict at the end"), d, audio.len())
 }
 
 pub fn evaluate_one(config: AmdConfig, sample: &Sample, audio: &[i16]) -> Outcome {
-    let (verdict, used) = run_detector(config, audio);
+    let (verdict, detector, used) = run_detector(config, audio);
     let mut analysed = used;
     let (mut beep_event, mut beep_ok) = (None, false);
     if sample.label == Label::Machine && verdict.kind == VerdictKind::Machine {
-        let mut b = BeepDetector::new(config);
+        let mut b = BeepDetector::after(&detector);
         let rest = &audio[used..];
         let mut consumed = rest.len();
         let mut ev = None;
@@ -170,11 +171,11 @@ pub fn evaluate_one(config: AmdConfig, sample: &Sample, audio: &[i16]) -> Outcom
         }
         let ev = ev.or_else(|| b.finish());
         analysed += consumed.min(rest.len());
-        let offset = used as f64 / 8000.0;
+        // Times count from the answer, as the verdict's.
         beep_ok = match (ev, sample.beep_end) {
-            (Some(BeepEvent::Beep { at, .. }), Some(end)) => (offset + at.as_secs_f64() - end).abs() <= BEEP_TOLERANCE,
+            (Some(BeepEvent::Beep { at, .. }), Some(end)) => (at.as_secs_f64() - end).abs() <= BEEP_TOLERANCE,
             (Some(BeepEvent::Silence { at }), None) => {
-                let t = offset + at.as_secs_f64();
+                let t = at.as_secs_f64();
                 t > sample.speech_end && t <= sample.speech_end + f64::from(config.beep.silence_ms) / 1000.0 + 0.3
             }
             _ => false,
