@@ -37,7 +37,7 @@ pub fn human_greeting(seed: u64) -> Vec<i16> {
     s.finish()
 }
 
-/// A voicemail greeting of 3 to 10 s: several sentences at a steady pace, then, when
+/// A voicemail greeting: sentences at a steady pace until 3 to 10 s have passed, then, when
 /// `with_beep`, a pause and a beep (850–1400 Hz, 0.4–0.8 s); then 2.5 s of silence (the
 /// recording).
 pub fn machine_greeting(seed: u64, with_beep: bool) -> Vec<i16> {
@@ -70,8 +70,8 @@ pub fn machine_greeting(seed: u64, with_beep: bool) -> Vec<i16> {
     pcm
 }
 
-/// Conversation-like talk of exactly `duration`: phrases of 1 to 4 s with the pauses of
-/// someone talking on the phone.
+/// Conversation-like talk of exactly `duration`: sentences of one to three phrases, with
+/// the pauses of someone talking on the phone (0.25–0.9 s).
 pub fn speech_like(seed: u64, duration: Duration) -> Vec<i16> {
     let total = (duration.as_secs_f64() * f64::from(SAMPLE_RATE)).round() as usize;
     let mut s = Synth::new(seed ^ 0x5441_4c4b);

@@ -9,6 +9,10 @@
 # Every choice comes from a small LCG seeded by SEED, and sox runs in repeatable mode (-R),
 # so the same arguments give the same files. The test set uses seed 1; tune on another seed
 # so that the reported accuracy is measured on audio the thresholds were not fitted to.
+#
+# labels.csv: file,label (human|machine),beep (0|1),voice,speed,pitch,snr_db (none or dB),
+# speech_start_s,speech_end_s (the first greeting; a person may say "Hello?" again later),
+# beep_start_s,beep_end_s,text. Times are seconds from the start of the file (the answer).
 set -euo pipefail
 
 out=${1:?usage: gen.sh OUTDIR [SEED] [HUMANS] [MACHINES]}
