@@ -14,7 +14,7 @@ pub const MACHINES: usize = 120;
 /// 20 ms RTP frames, as the detector gets them live.
 const CHUNK: usize = 160;
 /// A beep end reported within this of the truth lets the message start right after it.
-const BEEP_TOLERANCE: f64 = 0.06;
+const BEEP_TOLERANCE: f64 = 0.03;
 
 fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -61,6 +61,8 @@ pub fn ensure_set(seed: u64, humans: usize, machines: usize) -> Result<PathBuf, 
         .arg(script())
         .arg(&tmp)
         .args([seed.to_string(), humans.to_string(), machines.to_string()])
+        // The report's stdout is its one JSON line.
+        .stdout(std::process::Stdio::from(std::io::stderr()))
         .status()
         .map_err(|e| format!("run gen.sh: {e}"))?;
     if !status.success() {
@@ -134,10 +136,12 @@ pub struct Outcome {
     pub sample: Sample,
     pub verdict: Verdict,
     /// For machines: the beep detector carrying on from the machine verdict, and whether what it
-    /// reported is right (the beep's end within 60 ms; without a beep, a silence after the
+    /// reported is right (the beep's end within 30 ms; without a beep, a silence after the
     /// greeting and before the recording would have missed much).
     pub beep_event: Option<BeepEvent>,
     pub beep_ok: bool,
+    /// Reported minus true end of the beep (s), when both are there.
+    pub beep_error: Option<f64>,
     /// Audio the detectors analysed (up to their verdict and event).
     pub audio: Duration,
 }
@@ -156,7 +160,7 @@ pub fn run_detector(config: AmdConfig, audio: &[i16]) -> (Verdict, Detector, usi
 pub fn evaluate_one(config: AmdConfig, sample: &Sample, audio: &[i16]) -> Outcome {
     let (verdict, detector, used) = run_detector(config, audio);
     let mut analysed = used;
-    let (mut beep_event, mut beep_ok) = (None, false);
+    let (mut beep_event, mut beep_ok, mut beep_error) = (None, false, None);
     if sample.label == Label::Machine && verdict.kind == VerdictKind::Machine {
         let mut b = BeepDetector::after(&detector);
         let rest = &audio[used..];
@@ -172,6 +176,9 @@ pub fn evaluate_one(config: AmdConfig, sample: &Sample, audio: &[i16]) -> Outcom
         let ev = ev.or_else(|| b.finish());
         analysed += consumed.min(rest.len());
         // Times count from the answer, as the verdict's.
+        if let (Some(BeepEvent::Beep { at, .. }), Some(end)) = (ev, sample.beep_end) {
+            beep_error = Some(at.as_secs_f64() - end);
+        }
         beep_ok = match (ev, sample.beep_end) {
             (Some(BeepEvent::Beep { at, .. }), Some(end)) => (at.as_secs_f64() - end).abs() <= BEEP_TOLERANCE,
             (Some(BeepEvent::Silence { at }), None) => {
@@ -187,6 +194,7 @@ pub fn evaluate_one(config: AmdConfig, sample: &Sample, audio: &[i16]) -> Outcom
         verdict,
         beep_event,
         beep_ok,
+        beep_error,
         audio: Duration::from_secs_f64(analysed as f64 / 8000.0),
     }
 }
@@ -228,6 +236,9 @@ pub struct Summary {
     /// Machines recognised as such whose beep end (or, without a beep, greeting-over
     /// silence) the beep detector then got right.
     pub beep_accuracy: f64,
+    /// How far from the true end of the beep the reported ends were (ms).
+    pub beep_end_error_ms_mean: f64,
+    pub beep_end_error_ms_max: f64,
 }
 
 fn share(n: usize, of: usize) -> f64 {
@@ -266,6 +277,8 @@ pub fn summarise(out: &[Outcome]) -> Summary {
                 .map(|o| o.verdict.after.as_secs_f64() - o.sample.speech_end),
         ),
         p95_decision_s: p95,
+        beep_end_error_ms_mean: mean(out.iter().filter_map(|o| o.beep_error).map(|e| e.abs() * 1000.0)),
+        beep_end_error_ms_max: out.iter().filter_map(|o| o.beep_error).fold(0.0, |m, e| f64::max(m, e.abs() * 1000.0)),
         beep_accuracy: share(
             machines.iter().filter(|o| o.beep_ok).count(),
             machines.iter().filter(|o| o.verdict.kind == VerdictKind::Machine).count(),
