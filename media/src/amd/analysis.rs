@@ -1,7 +1,7 @@
 //! The 10 ms analysis frames both detectors share: level against an adapted noise floor,
 //! and whether the frame is one pure tone. Fixed-size state, no allocation.
 
-use super::config::AmdConfig;
+use super::config::{AmdConfig, BeepConfig};
 
 /// Sample rate the detectors expect (narrowband telephone audio).
 pub const SAMPLE_RATE: u32 = 8000;
@@ -20,8 +20,16 @@ const MIN_DB: f32 = -100.0;
 pub(crate) struct Frame {
     /// Louder than the silence threshold and the noise floor plus the voice margin.
     pub voice: bool,
-    /// The frame's single tone frequency, when it is a pure tone within the beep band.
-    pub tone_hz: Option<f32>,
+    /// The frame's tone, when it is a pure tone within the beep band.
+    pub tone: Option<Tone>,
+}
+
+/// A pure tone in one frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Tone {
+    pub hz: f32,
+    /// The frame's level (dBFS).
+    pub level_db: f32,
 }
 
 /// Converts milliseconds to whole frames, at least one.
@@ -34,6 +42,7 @@ pub(crate) fn frames(ms: u32) -> u32 {
 pub(crate) struct Analyzer {
     buf: [f32; FRAME],
     len: usize,
+    highpass: HighPass,
     floor: NoiseFloor,
     silence_db: f32,
     margin_db: f32,
@@ -47,6 +56,7 @@ impl Analyzer {
         Self {
             buf: [0.0; FRAME],
             len: 0,
+            highpass: HighPass::new(HIGHPASS_HZ),
             floor: NoiseFloor::new(frames(cfg.noise_window_ms).div_ceil(FLOOR_SUBS as u32)),
             silence_db: cfg.silence_threshold_dbfs,
             margin_db: cfg.voice_margin_db,
@@ -60,9 +70,7 @@ impl Analyzer {
     /// or the input is used up.
     pub(crate) fn next_frame(&mut self, input: &mut &[i16]) -> Option<Frame> {
         let take = (FRAME - self.len).min(input.len());
-        for (d, &s) in self.buf[self.len..self.len + take].iter_mut().zip(&input[..take]) {
-            *d = f32::from(s) / 32768.0;
-        }
+        self.highpass.run(&input[..take], &mut self.buf[self.len..self.len + take]);
         self.len += take;
         *input = &input[take..];
         if self.len < FRAME {
@@ -73,13 +81,21 @@ impl Analyzer {
     }
 
     fn analyse(&mut self) -> Frame {
-        let r0: f32 = self.buf.iter().map(|v| v * v).sum();
+        // Four partial sums: one running sum is a chain of dependent additions, four let the
+        // CPU overlap them (this loop runs on every frame of every call in detection).
+        let mut acc = [0.0f32; 4];
+        for c in self.buf.chunks_exact(4) {
+            for k in 0..4 {
+                acc[k] += c[k] * c[k];
+            }
+        }
+        let r0 = (acc[0] + acc[1]) + (acc[2] + acc[3]);
         let level_db = (10.0 * (r0 / FRAME as f32).max(1e-10).log10()).max(MIN_DB);
         let floor_db = self.floor.update(level_db);
         let voice = level_db > self.silence_db.max(floor_db + self.margin_db);
         // A long beep can lift the floor over itself; its level alone makes it worth a look.
-        let tone_hz = if level_db > self.silence_db { self.tone(r0) } else { None };
-        Frame { voice, tone_hz }
+        let tone = if level_db > self.silence_db { self.tone(r0) } else { None };
+        Frame { voice, tone: tone.map(|hz| Tone { hz, level_db }) }
     }
 
     /// The frequency of a pure tone, if the frame is one. A sine obeys
@@ -89,11 +105,16 @@ impl Analyzer {
     /// A Goertzel filter at that frequency then says how much of the frame the tone holds.
     fn tone(&self, r0: f32) -> Option<f32> {
         let x = &self.buf;
-        let (mut a, mut b) = (0.0f32, 0.0f32);
-        for n in 2..FRAME - 2 {
-            a += x[n] * (x[n - 1] + x[n + 1]);
-            b += x[n] * (x[n - 2] + x[n + 2]);
+        let (mut a4, mut b4) = ([0.0f32; 4], [0.0f32; 4]);
+        for n in (2..FRAME - 2).step_by(4) {
+            for k in 0..4 {
+                let m = n + k;
+                a4[k] += x[m] * (x[m - 1] + x[m + 1]);
+                b4[k] += x[m] * (x[m - 2] + x[m + 2]);
+            }
         }
+        let a = (a4[0] + a4[1]) + (a4[2] + a4[3]);
+        let b = (b4[0] + b4[1]) + (b4[2] + b4[3]);
         if a == 0.0 {
             return None;
         }
@@ -107,12 +128,31 @@ impl Analyzer {
         }
         // Over 10 ms the estimate wanders by tens of hertz in noise (most at low frequencies,
         // where cos w is flat): take the strongest of a few Goertzel bins around it.
-        let (hz, power) = (-REFINE_STEPS..=REFINE_STEPS)
-            .map(|k| {
-                let hz = estimate + k as f32 * (REFINE_HZ / REFINE_STEPS as f32);
-                (hz, goertzel(x, hz))
-            })
-            .fold((0.0, 0.0), |best, c| if c.1 > best.1 { c } else { best });
+        let step = REFINE_HZ / REFINE_STEPS as f32;
+        let mut bins = [0.0f32; 2 * REFINE_STEPS as usize + 1];
+        bins[REFINE_STEPS as usize] = goertzel(x, estimate);
+        // Most frames are speech, far from pure even at the estimate: stop there. A tone
+        // keeps at least half its power this close to its frequency.
+        if 2.0 * bins[REFINE_STEPS as usize] / (FRAME as f32 * r0) < self.purity * 0.5 {
+            return None;
+        }
+        for (k, p) in bins.iter_mut().enumerate() {
+            if k != REFINE_STEPS as usize {
+                *p = goertzel(x, estimate + (k as i32 - REFINE_STEPS) as f32 * step);
+            }
+        }
+        let best = (0..bins.len()).fold(0, |b, k| if bins[k] > bins[b] { k } else { b });
+        let power = bins[best];
+        // Between the bins: the peak of the parabola through the best one and its neighbours
+        // (in magnitude), so that a steady tone reads steady to a hertz or two.
+        let offset = if best > 0 && best + 1 < bins.len() {
+            let (a, b, c) = (bins[best - 1].sqrt(), power.sqrt(), bins[best + 1].sqrt());
+            let d = a - 2.0 * b + c;
+            if d < 0.0 { (0.5 * (a - c) / d).clamp(-0.5, 0.5) } else { 0.0 }
+        } else {
+            0.0
+        };
+        let hz = estimate + ((best as i32 - REFINE_STEPS) as f32 + offset) * step;
         // A sine of amplitude A over N samples: |X|^2 = (N A / 2)^2 and r0 = N A^2 / 2.
         let purity = 2.0 * power / (FRAME as f32 * r0);
         (purity >= self.purity && (self.min_hz..=self.max_hz).contains(&hz)).then_some(hz)
@@ -133,6 +173,49 @@ fn goertzel(x: &[f32; FRAME], hz: f32) -> f32 {
         s1 = s0;
     }
     s1 * s1 + s2 * s2 - coeff * s1 * s2
+}
+
+/// Hum and rumble below the telephone band carry no speech but much noise energy (pink
+/// noise, mains hum): the level is measured above this.
+const HIGHPASS_HZ: f32 = 200.0;
+
+/// Second-order Butterworth high-pass (RBJ's biquad).
+#[derive(Debug, Clone)]
+struct HighPass {
+    b: [f32; 3],
+    a: [f32; 2],
+    x: [f32; 2],
+    y: [f32; 2],
+}
+
+impl HighPass {
+    fn new(hz: f32) -> Self {
+        let w0 = std::f32::consts::TAU * hz / SAMPLE_RATE as f32;
+        let alpha = w0.sin() / (2.0 * std::f32::consts::FRAC_1_SQRT_2);
+        let (c, a0) = (w0.cos(), 1.0 + alpha);
+        Self {
+            b: [(1.0 + c) / 2.0 / a0, -(1.0 + c) / a0, (1.0 + c) / 2.0 / a0],
+            a: [-2.0 * c / a0, (1.0 - alpha) / a0],
+            x: [0.0; 2],
+            y: [0.0; 2],
+        }
+    }
+
+    /// Filters `input` (scaled to ±1) into `out`. The state lives in locals during the loop:
+    /// kept in the struct, every sample would wait on a store and a load.
+    fn run(&mut self, input: &[i16], out: &mut [f32]) {
+        let ([b0, b1, b2], [a1, a2]) = (self.b, self.a);
+        let ([mut x1, mut x2], [mut y1, mut y2]) = (self.x, self.y);
+        for (o, &s) in out.iter_mut().zip(input) {
+            let x = f32::from(s) / 32768.0;
+            // Only `a1 * y1` waits on the previous sample; the rest overlaps with it.
+            let t = b0 * x + b1 * x1 + b2 * x2 - a2 * y2;
+            let y = t - a1 * y1;
+            (x2, x1, y2, y1) = (x1, x, y1, y);
+            *o = y;
+        }
+        (self.x, self.y) = ([x1, x2], [y1, y2]);
+    }
 }
 
 /// The quietest frame level over a sliding window: speech always has gaps within a second,
@@ -169,18 +252,24 @@ impl NoiseFloor {
     }
 }
 
-/// Follows tonal frames of one frequency. One frame that misses (noise, a click) does not
-/// end a tone.
+/// Follows tonal frames of one steady tone. A beep holds its frequency and its level;
+/// a sung or drawn-out vowel that happens to be one strong harmonic glides in both, so a
+/// change beyond `beep.max_drift_hz` or `beep.max_level_spread_db` starts another tone.
+/// One frame that misses (noise, a click) does not end a tone.
 #[derive(Debug, Clone)]
 pub(crate) struct ToneTracker {
     max_drift_hz: f32,
+    max_spread_db: f32,
     /// Frames of the current tone, including a bridged miss.
     run: u32,
     /// Frames since the last tonal frame of the current tone.
     missed: u32,
-    /// Mean frequency of the current tone.
+    /// Mean frequency of the current tone, over `tonal` frames.
     hz: f32,
     tonal: u32,
+    /// Quietest and loudest frame of the current tone, from its second frame on.
+    low_db: f32,
+    high_db: f32,
 }
 
 /// What the tone tracker saw in one frame.
@@ -195,26 +284,41 @@ pub(crate) enum ToneEvent {
 }
 
 impl ToneTracker {
-    pub(crate) fn new(max_drift_hz: f32) -> Self {
-        Self { max_drift_hz, run: 0, missed: 0, hz: 0.0, tonal: 0 }
+    pub(crate) fn new(cfg: &BeepConfig) -> Self {
+        Self {
+            max_drift_hz: cfg.max_drift_hz,
+            max_spread_db: cfg.max_level_spread_db,
+            run: 0,
+            missed: 0,
+            hz: 0.0,
+            tonal: 0,
+            low_db: 0.0,
+            high_db: 0.0,
+        }
     }
 
-    pub(crate) fn update(&mut self, tone_hz: Option<f32>) -> ToneEvent {
-        match tone_hz {
-            Some(hz) if self.run > 0 && (hz - self.hz).abs() <= self.max_drift_hz => {
+    pub(crate) fn update(&mut self, tone: Option<Tone>) -> ToneEvent {
+        match tone {
+            Some(t) if self.continues(t) => {
                 self.tonal += 1;
                 self.run += 1 + self.missed;
                 self.missed = 0;
-                self.hz += (hz - self.hz) / self.tonal as f32;
+                self.hz += (t.hz - self.hz) / self.tonal as f32;
+                self.low_db = self.low_db.min(t.level_db);
+                self.high_db = self.high_db.max(t.level_db);
                 ToneEvent::Ongoing { frames: self.run, hz: self.hz }
             }
-            Some(hz) => {
+            Some(t) => {
                 let ended = self.end();
                 self.run = 1;
                 self.tonal = 1;
-                self.hz = hz;
+                self.hz = t.hz;
+                // The first frame's level does not count: a beep rarely starts on a frame
+                // boundary, so its first frame is partly silence (or a fade).
+                self.low_db = f32::INFINITY;
+                self.high_db = f32::NEG_INFINITY;
                 match ended {
-                    ToneEvent::None => ToneEvent::Ongoing { frames: 1, hz },
+                    ToneEvent::None => ToneEvent::Ongoing { frames: 1, hz: t.hz },
                     e => e,
                 }
             }
@@ -224,6 +328,17 @@ impl ToneTracker {
             }
             None => self.end(),
         }
+    }
+
+    fn continues(&self, t: Tone) -> bool {
+        self.run > 0
+            && (t.hz - self.hz).abs() <= self.max_drift_hz
+            && self.high_db.max(t.level_db) - self.low_db.min(t.level_db) <= self.max_spread_db
+    }
+
+    /// Frames of the tone under way (0 when none).
+    pub(crate) fn frames(&self) -> u32 {
+        self.run
     }
 
     /// Ends the current tone (the audio stopped).
@@ -277,8 +392,8 @@ mod tests {
             let fs = frames_of(&mut a, &s);
             assert_eq!(fs.len(), 20);
             for f in &fs {
-                let got = f.tone_hz.unwrap_or_else(|| panic!("{hz} Hz not tonal: {f:?}"));
-                assert!((got - hz).abs() < 15.0, "{hz} Hz read as {got}");
+                let got = f.tone.unwrap_or_else(|| panic!("{hz} Hz not tonal: {f:?}")).hz;
+                assert!((got - hz).abs() < 8.0, "{hz} Hz read as {got}");
             }
         }
     }
@@ -288,10 +403,10 @@ mod tests {
         let mut a = Analyzer::new(&AmdConfig::default());
         let mut low = vec![0i16; 160];
         low.extend(sine(300.0, 0.3, 800));
-        assert!(frames_of(&mut a, &low)[2..].iter().all(|f| f.voice && f.tone_hz.is_none()));
+        assert!(frames_of(&mut a, &low)[2..].iter().all(|f| f.voice && f.tone.is_none()));
         let chord: Vec<i16> = sine(600.0, 0.2, 800).iter().zip(sine(1300.0, 0.2, 800)).map(|(a, b)| a + b).collect();
         let mut a = Analyzer::new(&AmdConfig::default());
-        assert!(frames_of(&mut a, &chord).iter().all(|f| f.tone_hz.is_none()));
+        assert!(frames_of(&mut a, &chord).iter().all(|f| f.tone.is_none()));
     }
 
     #[test]
@@ -312,18 +427,28 @@ mod tests {
     }
 
     #[test]
-    fn one_missed_frame_does_not_split_a_tone() {
-        let mut t = ToneTracker::new(25.0);
+    fn one_missed_frame_does_not_split_a_tone_but_a_glide_does() {
+        let tone = |hz: f32, level_db: f32| Some(Tone { hz, level_db });
+        let mut t = ToneTracker::new(&BeepConfig::default());
         for i in 1..=5 {
-            assert_eq!(t.update(Some(1000.0)), ToneEvent::Ongoing { frames: i, hz: 1000.0 });
+            assert_eq!(t.update(tone(1000.0, -20.0)), ToneEvent::Ongoing { frames: i, hz: 1000.0 });
         }
         assert_eq!(t.update(None), ToneEvent::None);
-        assert_eq!(t.update(Some(1004.0)), ToneEvent::Ongoing { frames: 7, hz: 1000.0 + 4.0 / 6.0 });
+        assert_eq!(t.update(tone(1004.0, -21.0)), ToneEvent::Ongoing { frames: 7, hz: 1000.0 + 4.0 / 6.0 });
         assert_eq!(t.update(None), ToneEvent::None);
         assert!(matches!(t.update(None), ToneEvent::Ended { frames: 7, ago: 2, .. }));
         assert_eq!(t.update(None), ToneEvent::None);
         // A jump in frequency is another tone.
-        assert_eq!(t.update(Some(800.0)), ToneEvent::Ongoing { frames: 1, hz: 800.0 });
-        assert!(matches!(t.update(Some(1200.0)), ToneEvent::Ended { frames: 1, ago: 1, .. }));
+        assert_eq!(t.update(tone(800.0, -20.0)), ToneEvent::Ongoing { frames: 1, hz: 800.0 });
+        assert!(matches!(t.update(tone(1200.0, -20.0)), ToneEvent::Ended { frames: 1, ago: 1, .. }));
+        // So is a swell: a vowel growing louder on one harmonic.
+        let mut t = ToneTracker::new(&BeepConfig::default());
+        let mut longest = 0;
+        for i in 0..30 {
+            if let ToneEvent::Ongoing { frames, .. } = t.update(tone(440.0, -35.0 + i as f32)) {
+                longest = longest.max(frames);
+            }
+        }
+        assert!(longest <= 6, "{longest}");
     }
 }

@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use super::analysis::{Analyzer, FRAME_MS, ToneEvent, ToneTracker, frames};
 use super::config::AmdConfig;
+use super::detector::Detector;
 
 /// Waits for the moment to leave a message on a voicemail: feed it the audio after the
-/// machine verdict (or from the answer; it ignores the greeting's words) and it says when
-/// the beep ended, or that the greeting went silent without one. A beep is one pure tone in
+/// machine verdict ([`BeepDetector::after`]) and it says when the beep ended, or that the
+/// greeting went silent without one. A beep is one pure tone in
 /// `beep.min_hz..=beep.max_hz` lasting at least `beep.min_duration_ms`; vowels hold a pitch
 /// for less and are never that pure. Sans-I/O, no allocation after construction.
 #[derive(Debug, Clone)]
@@ -26,7 +27,8 @@ pub struct BeepDetector {
     done: bool,
 }
 
-/// What [`BeepDetector`] found. Times are audio time since its first sample.
+/// What [`BeepDetector`] found. Times are audio time since its first sample, or since the
+/// answer when it carries on from a [`Detector`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum BeepEvent {
     /// The beep ended at `at`: the message can start now.
@@ -56,7 +58,7 @@ impl BeepDetector {
     pub fn new(config: AmdConfig) -> Self {
         Self {
             analyzer: Analyzer::new(&config),
-            tone: ToneTracker::new(config.beep.max_drift_hz),
+            tone: ToneTracker::new(&config.beep),
             frame: 0,
             silence: 0,
             min_beep: frames(config.beep.min_duration_ms),
@@ -65,6 +67,21 @@ impl BeepDetector {
             beeping: false,
             done: false,
         }
+    }
+
+    /// Carries on from `detector` (after its machine verdict) on the same audio: the next
+    /// slice of audio goes here. It keeps the noise floor and a beep already under way (the
+    /// detector may have stopped because of it), and its times, like the verdict's, count
+    /// from the answer.
+    pub fn after(detector: &Detector) -> Self {
+        let (config, analyzer, tone, frame) = detector.state();
+        let mut b = Self::new(config);
+        b.analyzer = analyzer.clone();
+        b.tone = tone.clone();
+        b.frame = frame;
+        b.max_wait = b.max_wait.saturating_add(frame);
+        b.beeping = tone.frames() >= b.min_beep;
+        b
     }
 
     /// Feeds audio; returns the event once. Audio after it is ignored.
@@ -76,7 +93,7 @@ impl BeepDetector {
         while !rest.is_empty() {
             let Some(frame) = self.analyzer.next_frame(&mut rest) else { continue };
             self.frame += 1;
-            let event = match self.tone.update(frame.tone_hz) {
+            let event = match self.tone.update(frame.tone) {
                 ToneEvent::Ongoing { frames, .. } => {
                     self.beeping = frames >= self.min_beep;
                     None
@@ -93,7 +110,7 @@ impl BeepDetector {
                 // Possibly one missed frame inside a beep: the tracker will tell.
                 ToneEvent::None => None,
             };
-            if frame.voice || frame.tone_hz.is_some() {
+            if frame.voice || frame.tone.is_some() {
                 self.silence = 0;
             } else {
                 self.silence += 1;
@@ -153,6 +170,22 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(d.push(&audio), None, "one event only");
+    }
+
+    #[test]
+    fn carries_on_from_a_detector_stopped_by_the_beep() {
+        // A short greeting-less voicemail: 300 ms of silence, then the beep.
+        let mut audio = vec![0i16; 2400];
+        audio.extend(sine(1200.0, 0.3, 600));
+        audio.extend(vec![0i16; 8000]);
+        let mut d = Detector::new(AmdConfig::default());
+        let mut chunks = audio.chunks(160);
+        let v = chunks.by_ref().find_map(|c| d.push(c)).unwrap();
+        assert_eq!((v.reason, v.after), (crate::amd::Reason::Beep, Duration::from_millis(450)));
+        let mut b = BeepDetector::after(&d);
+        let e = chunks.find_map(|c| b.push(c));
+        assert!(matches!(e, Some(BeepEvent::Beep { at, duration, .. })
+            if at == Duration::from_millis(900) && duration == Duration::from_millis(600)), "{e:?}");
     }
 
     #[test]

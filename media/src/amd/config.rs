@@ -61,8 +61,10 @@ pub struct BeepConfig {
     /// Share (0..1) of a frame's energy at the tone frequency for the frame to be tonal.
     /// A sine scores about 1, speech well under 0.5, noise near 0.
     pub purity: f32,
-    /// Largest frequency change (Hz) between two 10 ms frames of one beep.
+    /// Largest distance (Hz) of a frame's frequency from the beep's mean so far.
     pub max_drift_hz: f32,
+    /// Largest level range (dB) over one beep: beeps are flat, vowels swell and fade.
+    pub max_level_spread_db: f32,
     /// No voice and no tone for this long after the greeting: it ended without a beep.
     pub silence_ms: u32,
     /// `BeepDetector` gives up after this much audio.
@@ -73,9 +75,9 @@ impl Default for AmdConfig {
     fn default() -> Self {
         Self {
             initial_silence_ms: 2500,
-            greeting_ms: 1500,
+            greeting_ms: 1700,
             after_greeting_silence_ms: 800,
-            after_short_greeting_silence_ms: 0,
+            after_short_greeting_silence_ms: 500,
             short_greeting_ms: 800,
             total_analysis_ms: 5000,
             min_word_ms: 100,
@@ -97,7 +99,8 @@ impl Default for BeepConfig {
             max_hz: 2000.0,
             min_duration_ms: 150,
             purity: 0.7,
-            max_drift_hz: 25.0,
+            max_drift_hz: 15.0,
+            max_level_spread_db: 4.0,
             silence_ms: 1500,
             max_wait_ms: 20_000,
         }
@@ -155,8 +158,11 @@ impl AmdConfig {
         if !(b.purity > 0.0 && b.purity <= 1.0) {
             problems.push(("beep.purity", "must be in (0, 1]".to_string()));
         }
-        if !(b.max_drift_hz >= 0.0) {
+        if b.max_drift_hz.is_nan() || b.max_drift_hz < 0.0 {
             problems.push(("beep.max_drift_hz", "must not be negative".to_string()));
+        }
+        if b.max_level_spread_db.is_nan() || b.max_level_spread_db < 0.0 {
+            problems.push(("beep.max_level_spread_db", "must not be negative".to_string()));
         }
         if problems.is_empty() { Ok(()) } else { Err(AmdConfigError { problems }) }
     }

@@ -21,24 +21,24 @@ const FS: f32 = SAMPLE_RATE as f32;
 /// greeting ("Hello?", "Yes, hello?"), then 2 s of the silence of someone waiting.
 pub fn human_greeting(seed: u64) -> Vec<i16> {
     let mut s = Synth::new(seed ^ 0x4855_4d41_4e00);
-    let lead = s.rng.random_range(150..600);
+    let lead = s.rng.random_range(150..450);
     s.pause(lead);
-    let words = if s.rng.random_bool(0.7) { 1 } else { 2 };
-    for w in 0..words {
-        if w > 0 {
-            let gap = s.rng.random_range(60..160);
-            s.pause(gap);
-        }
-        // "Hel-lo?" or "Yes": short syllables, the last one rising.
-        let syllables = s.rng.random_range(1..=2);
-        s.word(syllables, (110, 220), w + 1 == words);
+    if s.rng.random_bool(0.75) {
+        // "Hello?": two syllables run together, the last one rising.
+        s.word(2, (160, 260), true);
+    } else {
+        // "Yes, hello?"
+        s.word(1, (160, 260), false);
+        let gap = s.rng.random_range(80..160);
+        s.pause(gap);
+        s.word(2, (140, 220), true);
     }
     s.pause(2000);
     s.finish()
 }
 
-/// A voicemail greeting of 3 to 10 s: several sentences at a steady pace, then, when
-/// `with_beep`, a pause and a beep (850–1400 Hz, 0.4–0.8 s); then 1.5 s of silence (the
+/// A voicemail greeting: sentences at a steady pace until 3 to 10 s have passed, then, when
+/// `with_beep`, a pause and a beep (850–1400 Hz, 0.4–0.8 s); then 2.5 s of silence (the
 /// recording).
 pub fn machine_greeting(seed: u64, with_beep: bool) -> Vec<i16> {
     let mut s = Synth::new(seed ^ 0x4d41_4348_494e);
@@ -66,12 +66,12 @@ pub fn machine_greeting(seed: u64, with_beep: bool) -> Vec<i16> {
         hiss.append(&mut pcm, gap);
         append_tone(&mut pcm, hz, ms, 0.3);
     }
-    hiss.append(&mut pcm, 1500);
+    hiss.append(&mut pcm, 2500);
     pcm
 }
 
-/// Conversation-like talk of exactly `duration`: phrases of 1 to 4 s with the pauses of
-/// someone talking on the phone.
+/// Conversation-like talk of exactly `duration`: sentences of one to three phrases, with
+/// the pauses of someone talking on the phone (0.25–0.9 s).
 pub fn speech_like(seed: u64, duration: Duration) -> Vec<i16> {
     let total = (duration.as_secs_f64() * f64::from(SAMPLE_RATE)).round() as usize;
     let mut s = Synth::new(seed ^ 0x5441_4c4b);
@@ -89,21 +89,33 @@ pub fn speech_like(seed: u64, duration: Duration) -> Vec<i16> {
 /// A two-pole resonator, the building block of a formant synthesiser.
 #[derive(Default, Clone, Copy)]
 struct Resonator {
+    gain: f32,
+    b1: f32,
+    b2: f32,
     y1: f32,
     y2: f32,
 }
 
 impl Resonator {
-    fn step(&mut self, x: f32, hz: f32, bw: f32) -> f32 {
+    fn tune(&mut self, hz: f32, bw: f32) {
         let r = (-std::f32::consts::PI * bw / FS).exp();
-        let b1 = 2.0 * r * (std::f32::consts::TAU * hz / FS).cos();
-        let b2 = -r * r;
-        let y = (1.0 - r) * x + b1 * self.y1 + b2 * self.y2;
+        self.gain = 1.0 - r;
+        self.b1 = 2.0 * r * (std::f32::consts::TAU * hz / FS).cos();
+        self.b2 = -r * r;
+    }
+
+    fn step(&mut self, x: f32) -> f32 {
+        let y = self.gain * x + self.b1 * self.y1 + self.b2 * self.y2;
         self.y2 = self.y1;
         self.y1 = y;
         y
     }
 }
+
+/// Formants move slowly: their filters are retuned every 4 ms, not every sample.
+const RETUNE: usize = 32;
+/// Formant bandwidths (Hz).
+const BANDWIDTHS: [f32; 3] = [110.0, 130.0, 180.0];
 
 /// Vowel formant targets (F1, F2, F3) of a male adult; voices scale them.
 const VOWELS: [(f32, f32, f32); 8] = [
@@ -125,7 +137,7 @@ struct Synth {
     formant_scale: f32,
     rate: f32,
     phase: f32,
-    tilt: [f32; 2],
+    tilt: f32,
     formants: [Resonator; 3],
     fricative: Resonator,
     level_db: f32,
@@ -146,7 +158,7 @@ impl Synth {
             formant_scale,
             rate,
             phase: 0.0,
-            tilt: [0.0; 2],
+            tilt: 0.0,
             formants: [Resonator::default(); 3],
             fricative: Resonator::default(),
             level_db,
@@ -161,7 +173,7 @@ impl Synth {
         let n = (ms * SAMPLE_RATE / 1000) as usize;
         // The resonators ring down into the pause, as a vocal tract does.
         for _ in 0..n {
-            let y = self.voice_sample(0.0, [500.0, 1500.0, 2500.0]);
+            let y = self.voice_sample(0.0);
             self.out.push(y);
         }
     }
@@ -217,20 +229,25 @@ impl Synth {
         let f0_end = if rising { f0_start * 1.3 } else { f0_start * self.rng.random_range(0.8..1.0) };
         let attack = (n / 6).max(1);
         let release = (n / 3).max(1);
+        self.fricative.tune(fric_hz, 600.0);
+        self.tune(locus);
         for _ in 0..fric_n {
             let noise = self.rng.random_range(-1.0..1.0f32);
-            let y = self.fricative.step(noise, fric_hz, 600.0) * 0.6 * stress;
-            let v = self.voice_sample(0.0, locus);
+            let y = self.fricative.step(noise) * 0.6 * stress;
+            let v = self.voice_sample(0.0);
             self.out.push(y + v);
         }
+        let mut jitter = 1.0;
         for i in 0..n {
             let t = i as f32 / n as f32;
-            let glide = (t * 3.0).min(1.0);
-            let f = [
-                locus[0] + (vowel[0] - locus[0]) * glide,
-                locus[1] + (vowel[1] - locus[1]) * glide,
-                locus[2] + (vowel[2] - locus[2]) * glide,
-            ];
+            if i % RETUNE == 0 {
+                let glide = (t * 3.0).min(1.0);
+                self.tune([
+                    locus[0] + (vowel[0] - locus[0]) * glide,
+                    locus[1] + (vowel[1] - locus[1]) * glide,
+                    locus[2] + (vowel[2] - locus[2]) * glide,
+                ]);
+            }
             let env = if i < attack {
                 0.5 - 0.5 * (std::f32::consts::PI * i as f32 / attack as f32).cos()
             } else if i + release > n {
@@ -238,28 +255,36 @@ impl Synth {
             } else {
                 1.0
             };
-            let f0 = (f0_start + (f0_end - f0_start) * t) * (1.0 + self.rng.random_range(-0.01..0.01));
-            self.phase += f0 / FS;
+            self.phase += (f0_start + (f0_end - f0_start) * t) * jitter / FS;
             let pulse = if self.phase >= 1.0 {
                 self.phase -= 1.0;
+                // Each glottal period a little longer or shorter than the last.
+                jitter = 1.0 + self.rng.random_range(-0.015..0.015);
                 1.0
             } else {
                 0.0
             };
-            let y = self.voice_sample(pulse * env * stress * 4.0, f);
+            let y = self.voice_sample(pulse * env * stress * 4.0);
             self.out.push(y);
         }
     }
 
+    fn tune(&mut self, f: [f32; 3]) {
+        for ((r, hz), bw) in self.formants.iter_mut().zip(f).zip(BANDWIDTHS) {
+            r.tune(hz, bw);
+        }
+    }
+
     /// The glottal pulse through the spectral tilt and the three formants in cascade.
-    fn voice_sample(&mut self, source: f32, f: [f32; 3]) -> f32 {
-        // Two one-pole low-passes: the glottal spectrum falls about 12 dB per octave.
-        self.tilt[0] += 0.25 * (source - self.tilt[0]);
-        self.tilt[1] += 0.25 * (self.tilt[0] - self.tilt[1]);
-        let mut y = self.tilt[1] * 40.0;
-        y = self.formants[0].step(y, f[0], 90.0);
-        y = y * 0.6 + self.formants[1].step(y, f[1], 120.0) * 1.4;
-        y + self.formants[2].step(y, f[2], 180.0) * 0.8
+    fn voice_sample(&mut self, source: f32) -> f32 {
+        // The glottal spectrum falls about 12 dB per octave and lip radiation lifts it by 6:
+        // one one-pole low-pass. Every harmonic stays in, as in a voice (a steeper tilt
+        // leaves one strong harmonic, which sounds, and measures, like a tone).
+        self.tilt += 0.3 * (source - self.tilt);
+        let mut y = self.tilt * 10.0;
+        y = self.formants[0].step(y);
+        y = y * 0.6 + self.formants[1].step(y) * 1.4;
+        y + self.formants[2].step(y) * 0.8
     }
 
     /// Normalises the talk to the talker's level and converts it to PCM with line hiss.
@@ -301,4 +326,77 @@ fn append_tone(pcm: &mut Vec<i16>, hz: f32, ms: u32, amp: f32) {
         let edge = (i.min(n - 1 - i) as f32 / fade).min(1.0);
         to_pcm(amp * edge * (std::f32::consts::TAU * hz * i as f32 / FS).sin())
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::amd::{AmdConfig, BeepDetector, BeepEvent, Detector, VerdictKind};
+
+    fn verdict(audio: &[i16]) -> crate::amd::Verdict {
+        let mut d = Detector::new(AmdConfig::default());
+        audio.chunks(160).find_map(|c| d.push(c)).or_else(|| d.finish()).unwrap()
+    }
+
+    #[test]
+    fn synthetic_people_and_machines_are_classified_as_real_ones() {
+        let (mut human_ok, mut machine_ok, mut beeps_ok) = (0, 0, 0);
+        let mut wrong = Vec::new();
+        let seeds = 0..64u64;
+        for seed in seeds.clone() {
+            let h = human_greeting(seed);
+            let v = verdict(&h);
+            if v.kind != VerdictKind::Human || v.after > Duration::from_millis(2200) {
+                wrong.push(format!("human {seed}: {v:?}"));
+            }
+            human_ok += usize::from(v.kind == VerdictKind::Human);
+
+            let with_beep = seed % 4 != 0;
+            let m = machine_greeting(seed, with_beep);
+            let mut d = Detector::new(AmdConfig::default());
+            let mut chunks = m.chunks(160);
+            let v = chunks.by_ref().find_map(|c| d.push(c)).or_else(|| d.finish()).unwrap();
+            machine_ok += usize::from(v.kind == VerdictKind::Machine);
+            if v.kind != VerdictKind::Machine {
+                wrong.push(format!("machine {seed}: {v:?}"));
+            }
+            if v.kind == VerdictKind::Machine {
+                // Then the beep detector, carrying on, finds when to leave a message: the
+                // beep's end is 2.5 s before the end of the audio.
+                let mut b = BeepDetector::after(&d);
+                let e = chunks.find_map(|c| b.push(c)).or_else(|| b.finish());
+                let end = Duration::from_millis((m.len() / 8) as u64 - 2500);
+                let ok = match e {
+                    Some(BeepEvent::Beep { at, .. }) if with_beep => at.abs_diff(end) <= Duration::from_millis(30),
+                    Some(BeepEvent::Silence { at }) if !with_beep => at <= end + Duration::from_millis(1600),
+                    _ => false,
+                };
+                beeps_ok += usize::from(ok);
+                if !ok {
+                    wrong.push(format!("machine {seed} (beep {with_beep}, ends {end:?}): {v:?} then {e:?}"));
+                }
+            }
+        }
+        let n = seeds.count();
+        let wrong = wrong.join("\n");
+        assert!(human_ok == n, "{human_ok} of {n} people recognised:\n{wrong}");
+        assert!(machine_ok * 100 >= n * 95, "{machine_ok} of {n} machines recognised:\n{wrong}");
+        assert!(beeps_ok * 100 >= machine_ok * 95, "{beeps_ok} of {machine_ok} beeps or silences found:\n{wrong}");
+        eprintln!("{wrong}");
+    }
+
+    #[test]
+    fn talk_has_the_asked_length_and_is_deterministic() {
+        let a = speech_like(3, Duration::from_millis(2500));
+        assert_eq!(a.len(), 20_000);
+        assert_eq!(a, speech_like(3, Duration::from_millis(2500)));
+        assert_ne!(a, speech_like(4, Duration::from_millis(2500)));
+        // Talk: mostly voiced, with pauses, never a "beep".
+        let mut d = Detector::new(AmdConfig::default());
+        let long = speech_like(9, Duration::from_secs(30));
+        let v = long.chunks(160).find_map(|c| d.push(c)).unwrap();
+        assert_ne!(v.reason, crate::amd::Reason::Beep, "{v:?}");
+        let mut b = BeepDetector::new(AmdConfig::default());
+        assert!(!matches!(long.chunks(160).find_map(|c| b.push(c)), Some(BeepEvent::Beep { .. })));
+    }
 }

@@ -9,6 +9,10 @@
 # Every choice comes from a small LCG seeded by SEED, and sox runs in repeatable mode (-R),
 # so the same arguments give the same files. The test set uses seed 1; tune on another seed
 # so that the reported accuracy is measured on audio the thresholds were not fitted to.
+#
+# labels.csv: file,label (human|machine),beep (0|1),voice,speed,pitch,snr_db (none or dB),
+# speech_start_s,speech_end_s (the first greeting; a person may say "Hello?" again later),
+# beep_start_s,beep_end_s,text. Times are seconds from the start of the file (the answer).
 set -euo pipefail
 
 out=${1:?usage: gen.sh OUTDIR [SEED] [HUMANS] [MACHINES]}
@@ -86,51 +90,49 @@ job() { # FILE KIND VOICE SPEED PITCH GAIN SNR NOISE NOFF LEAD TEXT  + machine: 
   local f=$1 kind=$2 voice=$3 speed=$4 pitch=$5 gain=$6 snr=$7 noise=$8 noff=$9 lead=${10} text=${11}
   shift 11
   local w="$work/$f"
+  # Cut espeak's own leading and trailing silence (so that the labels mark the speech), then
+  # a phone line's band and the sample's level.
+  local speech="silence 1 0.005 0.3% reverse silence 1 0.005 0.3% reverse gain -6 sinc 250-3400 norm -3 gain -$gain"
+  # The noise level comes from the speech's own RMS level, so that snr_db in labels.csv is
+  # the real speech-to-noise ratio; the beds' RMS is about -4.8 dBFS (white), -17 (pink).
+  local nbase; [ "$noise" = white ] && nbase=-4.8 || nbase=-17
+  local snr_db; [ "$snr" = none ] && snr_db=0 || snr_db=$snr
   {
     echo "set -euo pipefail"
+    # Repeatable mode: sox seeds its dither (and noise) with a fixed number.
+    echo 'sox() { command sox -R "$@"; }'
     printf 'espeak-ng -v %q -s %d -p %d -w %q %q\n' "$voice" "$speed" "$pitch" "$w.raw.wav" "$text"
-    # Cut espeak's own leading and trailing silence so that the labels mark the speech.
-    printf 'sox %q -r 8000 -c 1 -b 16 %q silence 1 0.005 0.3%% reverse silence 1 0.005 0.3%% reverse gain -6 sinc 250-3400 norm -3 gain -%s\n' \
-      "$w.raw.wav" "$w.sp.wav" "$gain"
-    printf 'sox -n -r 8000 -c 1 -b 16 %q trim 0 %s\n' "$w.lead.wav" "$lead"
+    printf 'sox %q -r 8000 -c 1 -b 16 %q %s\n' "$w.raw.wav" "$w.sp.wav" "$speech"
+    # The speech's length (for the labels) and the noise gain, from one pass of sox stat.
+    printf 'read -r sp ng < <(sox %q -n stat 2>&1 | awk -v s=%s -v b=%s %q)\n' "$w.sp.wav" "$snr_db" "$nbase" \
+      '/^Length/ {l = $3} /^RMS +amplitude/ {r = $3} END {printf "%s %.2f\n", l, 20 * log(r) / log(10) - s - b}'
     if [ "$kind" = machine ]; then
       local beep=$1 gap=$2 bfreq=$3 bdur=$4 bgain=$5 tail=$6
-      printf 'sox -n -r 8000 -c 1 -b 16 %q trim 0 %s\n' "$w.gap.wav" "$gap"
-      printf 'sox -n -r 8000 -c 1 -b 16 %q trim 0 %s\n' "$w.tail.wav" "$tail"
       if [ "$beep" = 1 ]; then
-        printf 'sox -n -r 8000 -c 1 -b 16 %q synth %s sine %d fade t 0.01 0 0.01 gain -%s\n' "$w.beep.wav" "$bdur" "$bfreq" "$bgain"
-        printf 'sox %q %q %q %q %q %q\n' "$w.lead.wav" "$w.sp.wav" "$w.gap.wav" "$w.beep.wav" "$w.tail.wav" "$w.clean.wav"
+        printf 'sox -n -r 8000 -c 1 -b 16 %q synth %s sine %d fade t 0.01 0 0.01 gain -%s pad %s %s\n' \
+          "$w.beep.wav" "$bdur" "$bfreq" "$bgain" "$gap" "$tail"
+        printf 'sox %q %q %q pad %s\n' "$w.sp.wav" "$w.beep.wav" "$w.clean.wav" "$lead"
       else
-        printf 'sox %q %q %q %q\n' "$w.lead.wav" "$w.sp.wav" "$w.tail.wav" "$w.clean.wav"
+        printf 'sox %q %q pad %s %s\n' "$w.sp.wav" "$w.clean.wav" "$lead" "$tail"
       fi
     else
       local repeat_at=$1 tail=$2
       if [ "$repeat_at" != 0 ]; then
         # Nobody answered the "Hello?": they ask again.
         printf 'espeak-ng -v %q -s %d -p %d -w %q %q\n' "$voice" "$speed" "$pitch" "$w.raw2.wav" "Hello?"
-        printf 'sox %q -r 8000 -c 1 -b 16 %q silence 1 0.005 0.3%% reverse silence 1 0.005 0.3%% reverse gain -6 sinc 250-3400 norm -3 gain -%s\n' \
-          "$w.raw2.wav" "$w.sp2.wav" "$gain"
-        printf 'sox -n -r 8000 -c 1 -b 16 %q trim 0 %s\n' "$w.wait.wav" "$repeat_at"
-        printf 'sox -n -r 8000 -c 1 -b 16 %q trim 0 %s\n' "$w.tail.wav" "$tail"
-        printf 'sox %q %q %q %q %q %q\n' "$w.lead.wav" "$w.sp.wav" "$w.wait.wav" "$w.sp2.wav" "$w.tail.wav" "$w.clean.wav"
+        printf 'sox %q -r 8000 -c 1 -b 16 %q %s pad %s %s\n' "$w.raw2.wav" "$w.sp2.wav" "$speech" "$repeat_at" "$tail"
+        printf 'sox %q %q %q pad %s\n' "$w.sp.wav" "$w.sp2.wav" "$w.clean.wav" "$lead"
       else
-        printf 'sox -n -r 8000 -c 1 -b 16 %q trim 0 %s\n' "$w.tail.wav" "$tail"
-        printf 'sox %q %q %q %q\n' "$w.lead.wav" "$w.sp.wav" "$w.tail.wav" "$w.clean.wav"
+        printf 'sox %q %q pad %s %s\n' "$w.sp.wav" "$w.clean.wav" "$lead" "$tail"
       fi
     fi
     if [ "$snr" = none ]; then
       printf 'mv %q %q\n' "$w.clean.wav" "$out/$f.wav.part"
     else
-      # Noise RMS = speech RMS (about 15 dB under the peak) - SNR; the bed's own RMS is
-      # about -4.8 dBFS (white) and -17 dBFS (pink).
-      local nbase; [ "$noise" = white ] && nbase=4.8 || nbase=17
       printf 'len=$(soxi -D %q)\n' "$w.clean.wav"
-      printf 'sox %q %q trim %s "$len" gain -%s\n' "$work/$noise.wav" "$w.noise.wav" "$noff" \
-        "$(awk -v g="$gain" -v s="$snr" -v b="$nbase" 'BEGIN{printf "%.1f", 3 + g + 15 + s - b}')"
-      printf 'sox -m -v 1 %q -v 1 %q -t wav %q\n' "$w.clean.wav" "$w.noise.wav" "$out/$f.wav.part"
+      printf 'sox -m -v 1 %q -v 1 "|sox -R %q -p trim %s $len gain $ng" -t wav %q\n' "$w.clean.wav" "$work/$noise.wav" "$noff" "$out/$f.wav.part"
     fi
-    # The speech length is only known once espeak has spoken: the job writes its label row.
-    printf 'sp=$(soxi -D %q)\n' "$w.sp.wav"
+    # The speech length is only known once espeak has spoken: the job writes it for its row.
     printf 'echo "$sp" >%q\n' "$w.splen"
     printf 'mv %q %q\n' "$out/$f.wav.part" "$out/$f.wav"
   } >"$w.job"
@@ -201,4 +203,4 @@ ls "$work"/*.job | xargs -P "$(nproc)" -n 1 bash
   done
 } >"$out/labels.csv.part"
 mv "$out/labels.csv.part" "$out/labels.csv"
-echo "gen.sh: $humans humans and $machines machines in $out"
+echo "gen.sh: $humans humans and $machines machines in $out" >&2
