@@ -103,6 +103,25 @@ fn a_campaign_against_sipp_settles_every_call_once() {
     write_pcap(&sipp_dir.join("human.pcap"), &human);
     write_pcap(&sipp_dir.join("machine.pcap"), &synth::machine_greeting(11, true));
 
+    // A CRM: takes webhooks, refusing each event's first delivery (so retries are used).
+    let crm = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let crm_addr = crm.local_addr().unwrap();
+    let hooks = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String, String)>::new()));
+    let h = hooks.clone();
+    std::thread::spawn(move || {
+        let mut refused = std::collections::HashSet::new();
+        for conn in crm.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let Some((head, body)) = read_request(&mut conn) else { continue };
+            let header = |name: &str| head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string())).unwrap_or_default();
+            let status = if refused.insert(body.clone()) { "500 Internal Server Error" } else { "200 OK" };
+            if status.starts_with("200") {
+                h.lock().unwrap().push((header("x-pacer-event"), header("x-pacer-signature"), body));
+            }
+            let _ = conn.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes());
+        }
+    });
+
     let port = free_port();
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/carrier_mix.xml");
     let mut sipp = Command::new(SIPP)
@@ -127,6 +146,7 @@ fn a_campaign_against_sipp_settles_every_call_once() {
         .arg(&agents)
         .arg("--data-dir")
         .arg(&data)
+        .env("PACER_WEBHOOKS__URLS", format!("[\"http://{crm_addr}/hook\"]"))
         .env("PACER_MEDIA__RTP_PORT_MIN", "41000")
         .env("PACER_MEDIA__RTP_PORT_MAX", "44998")
         .stdin(Stdio::null())
@@ -173,6 +193,34 @@ fn a_campaign_against_sipp_settles_every_call_once() {
         let leads = sqlx::query_as::<_, (i64, String, i64)>("SELECT id, state, attempts FROM leads").fetch_all(store.pool()).await.unwrap();
         (attempts, leads)
     });
+    // The CRM got every event (retried after its refusals), signed, with links that work
+    // while the server is up.
+    let key = std::fs::read_to_string(data.join("signing.key")).unwrap();
+    let want = attempts.len() + attempts.iter().filter(|a| a.4.is_some()).count();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while hooks.lock().unwrap().len() < want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let events = hooks.lock().unwrap().clone();
+    assert_eq!(events.len(), want, "a call.ended per call and a call.dispositioned per connected call");
+    let mut fetched = 0;
+    for (event, sig, body) in &events {
+        let (t, v1) = sig.split_once(',').unwrap();
+        let t = t.strip_prefix("t=").unwrap();
+        assert_eq!(v1.strip_prefix("v1=").unwrap(), hmac_hex(key.as_bytes(), &format!("{t}.{body}")), "signature of {body}");
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["event"].as_str(), Some(event.as_str()));
+        if let Some(url) = v["recording_url"].as_str().filter(|_| fetched < 3) {
+            let path = &url[url.find("/recordings/").unwrap()..];
+            let (status, head, _) = http(addr, "GET", path, None);
+            assert_eq!(status, 200, "{url}");
+            assert!(head.to_ascii_lowercase().contains("audio/wav"), "{head}");
+            let tampered = path.replace("sig=", "sig=0");
+            assert_eq!(http(addr, "GET", &tampered, None).0, 403);
+            fetched += 1;
+        }
+    }
+    assert!(fetched > 0, "some dispositioned calls carried a recording link");
     // SIPp's verdict on how many calls it took, once its statistics file is flushed.
     std::thread::sleep(Duration::from_millis(1500));
     let seen = sipp_incoming_calls(&sipp_dir.join("stat.csv"));
@@ -226,6 +274,41 @@ fn a_campaign_against_sipp_settles_every_call_once() {
         assert_eq!(counted.get(o).copied().unwrap_or(0), count(o) as u64, "pacer_calls_total{{outcome=\"{o}\"}} vs the database:\n{metrics}");
     }
     let _ = std::io::stderr().flush();
+}
+
+fn hmac_hex(key: &[u8], text: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    m.update(text.as_bytes());
+    m.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One HTTP/1.1 request: the head and the body (by Content-Length).
+fn read_request(conn: &mut std::net::TcpStream) -> Option<(String, String)> {
+    use std::io::Read;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = conn.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let len: usize = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))).unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = conn.read(&mut chunk).ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some((head, String::from_utf8_lossy(&buf[head_end..]).to_string()))
 }
 
 /// Kills the test's processes on every exit path.
