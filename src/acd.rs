@@ -72,11 +72,6 @@ impl LiveAcd {
         self.epoch_ms + t.as_millis() as i64
     }
 
-    /// The ACD time of an instant.
-    pub fn time_of(&self, at: Instant) -> Time {
-        at.saturating_duration_since(self.epoch)
-    }
-
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -25,13 +25,9 @@ use crate::metrics::Metrics;
 pub struct Live {
     pub store: Store,
     pub acd: LiveAcd,
-    pub desks: Arc<Desks>,
-    pub media: MediaEngine,
     pub sip: Arc<SipGateway>,
     pub dialer: Arc<Dialer>,
-    pub metrics: Metrics,
     pub http_addr: SocketAddr,
-    pub config: Arc<Config>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
 }
@@ -86,7 +82,7 @@ impl Live {
         });
         tokio::spawn(agent_gauges(acd.clone(), dialer.ctx().metrics.agents.clone()));
         tracing::info!(%http_addr, url = %format!("http://{http_addr}"), sip = %sip.local_addr(), "listening");
-        Ok(Live { store, acd, desks, media, sip, dialer, metrics, http_addr, config, stop, server })
+        Ok(Live { store, acd, sip, dialer, http_addr, stop, server })
     }
 
     /// Calls the dialer has started for a campaign on this node (its metric).

@@ -34,6 +34,8 @@ use crate::cti::protocol::{AttemptInfo, CampaignInfo, LeadInfo, ScreenPop, Serve
 const AMD_DEADLINE: Duration = Duration::from_secs(4);
 /// Longest a machine's greeting may last before the message is left without a beep.
 const BEEP_WAIT: Duration = Duration::from_secs(30);
+/// Longest a transferred call waits for the other agent, or a number to answer.
+const TRANSFER_WAIT: Duration = Duration::from_secs(30);
 /// Time an agent has past the wrap-up to disposition before the system does.
 const DISPOSITION_GRACE: Duration = Duration::from_secs(30);
 
@@ -75,6 +77,8 @@ fn failure_code(o: SipOutcome) -> &'static str {
 /// Everything the actor learns about its call, turned into the CDR at the end.
 struct Record {
     out: CallOutcome,
+    /// Lead fields the agent edited on the call panel, merged into the lead at the end.
+    edited_fields: Option<serde_json::Map<String, serde_json::Value>>,
     dialled: Instant,
     answered: Option<Instant>,
 }
@@ -93,6 +97,7 @@ pub async fn run(ctx: Arc<Ctx>, camp: Arc<CampaignCtx>, claimed: Claimed, id: Ca
             out: CallOutcome { lead_id: claimed.lead.id, owner: ctx.node.clone(), phone: claimed.number.clone(), started_at: now_ms(), ..CallOutcome::default() },
             dialled: Instant::now(),
             answered: None,
+            edited_fields: None,
         };
         let mut agent_done = None;
         if let Err(e) = ctx.hopper.mark_dialling(claimed.lead.id, &ctx.node, now_ms()).await {
@@ -316,7 +321,7 @@ async fn drive(
     let (cmd_tx, mut cmds) = mpsc::unbounded_channel();
     ctx.desks.bind_call(agent, id, cmd_tx);
     let mut recording = start_recording(ctx, c, &bridge, rec);
-    let mut bridge = bridge;
+    let (mut bridge, mut agent) = (bridge, agent);
     let mut masked: Option<tokio_util::sync::CancellationToken> = None;
     ctx.desks.send(agent, ServerMsg::Call(Box::new(screen_pop(ctx, c, claimed, id, machine, rec.out.connected_at.unwrap_or_default()).await)));
     ctx.metrics.in_flight.with_label_values(&[&c.name, "connected"]).inc();
@@ -349,8 +354,79 @@ async fn drive(
                         ctx.desks.send(agent, ServerMsg::Error { code: "dtmf".into(), message: e.to_string() });
                     }
                 }
+                Some(AgentCommand::Transfer { agent: Some(name), .. }) => {
+                    // Blind transfer to another agent: this agent leaves (wrap-up; the new
+                    // agent dispositions), the customer hears hold music until the other
+                    // agent's leg takes the call.
+                    masked = mask(leg, masked, Some(ctx.hold_music.clone()));
+                    if let Some(r) = recording.take() {
+                        if let Ok(path) = r.stop().await { rec.out.recording_path.get_or_insert(path.display().to_string()); }
+                    }
+                    bridge.end();
+                    let _ = ctx.acd.hangup(id, Duration::from_secs(u64::from(s.wrap_up_s)));
+                    ctx.desks.unbind_call(agent, id);
+                    ctx.desks.send(agent, ServerMsg::CallEnded { call_id: id.to_string(), by: "transfer".into(), talk_s: connected.elapsed().as_secs_f64() });
+                    let target = ctx.desks.agent_by_username(&name);
+                    let offer = CallOffer { id, campaign: Some(c.id as u64), skill: s.skills.first().cloned(), owner: target, priority: 10 };
+                    let offered = ctx.acd.offer(offer);
+                    let got = tokio::select! {
+                        a = ctx.acd.wait_agent(id, offered, Instant::now() + TRANSFER_WAIT) => a,
+                        _ = wait_hangup(&mut call) => { ctx.acd.withdraw(id); break "customer" }
+                    };
+                    let next = got.and_then(|a| ctx.desks.leg(a).map(|l| (a, l))).and_then(|(a, l)| ctx.media.bridge(leg, &l).ok().map(|b| (a, b)));
+                    let Some((new_agent, b)) = next else {
+                        warn!(target = %name, "nobody took the transferred call; it ends");
+                        ctx.acd.withdraw(id);
+                        rec.out.notes = Some(format!("transfer to {name} failed: no agent in {}s", TRANSFER_WAIT.as_secs()));
+                        call.hangup();
+                        drain(&mut call).await;
+                        break "system";
+                    };
+                    masked = mask(leg, masked, None);
+                    let _ = ctx.acd.connected(id);
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    ctx.desks.bind_call(new_agent, id, tx);
+                    (agent, cmds, bridge) = (new_agent, rx, b);
+                    rec.out.agent_id = Some(agent as i64);
+                    rec.out.notes = Some(format!("transferred to {}", ctx.desks.username(agent).unwrap_or_default()));
+                    recording = start_recording(ctx, c, &bridge, rec);
+                    ctx.desks.send(agent, ServerMsg::Call(Box::new(screen_pop(ctx, c, claimed, id, machine, now_ms()).await)));
+                }
+                Some(AgentCommand::Transfer { number: Some(number), .. }) => {
+                    // Blind transfer to a number: a new leg on the campaign's trunk takes the
+                    // agent's place; the agent wraps up and dispositions as usual.
+                    masked = mask(leg, masked, Some(ctx.hold_music.clone()));
+                    match transfer_out(ctx, c, leg, &mut call, &number).await {
+                        Ok(Some((far, far_leg, b))) => {
+                            masked = mask(leg, masked, None);
+                            if let Some(r) = recording.take() {
+                                if let Ok(path) = r.stop().await { rec.out.recording_path.get_or_insert(path.display().to_string()); }
+                            }
+                            bridge.end();
+                            rec.out.notes = Some(format!("transferred to {number}"));
+                            ctx.desks.send(agent, ServerMsg::CallEnded { call_id: id.to_string(), by: "transfer".into(), talk_s: connected.elapsed().as_secs_f64() });
+                            // The two outside parties talk until one of them hangs up.
+                            let mut far = far;
+                            tokio::select! {
+                                _ = wait_hangup(&mut call) => far.hangup(),
+                                _ = wait_hangup(&mut far) => call.hangup(),
+                            }
+                            drain(&mut call).await;
+                            drain(&mut far).await;
+                            b.end();
+                            far_leg.close();
+                            bridge = b;
+                            break "transfer";
+                        }
+                        Ok(None) => break "customer",
+                        Err(e) => {
+                            masked = mask(leg, masked, None);
+                            ctx.desks.send(agent, ServerMsg::Error { code: "transfer_failed".into(), message: e });
+                        }
+                    }
+                }
                 Some(AgentCommand::Transfer { .. }) => {
-                    ctx.desks.send(agent, ServerMsg::Error { code: "transfer_unavailable".into(), message: "blind transfer is not available on this server yet".into() });
+                    ctx.desks.send(agent, ServerMsg::Error { code: "bad_transfer".into(), message: "give an agent or a number".into() });
                 }
                 Some(AgentCommand::Disposition(d)) => {
                     // Dispositioned during the call: kept, applied when the call ends.
@@ -532,6 +608,9 @@ async fn wrap_up(ctx: &Ctx, camp: &CampaignCtx, c: &Campaign, id: CallId, agent:
 }
 
 fn apply_disposition(rec: &mut Record, d: DispositionCmd) {
+    if d.fields.is_some() {
+        rec.edited_fields = d.fields;
+    }
     rec.out.disposition = Some(d.code);
     if d.notes.is_some() {
         rec.out.notes = d.notes;
@@ -544,6 +623,14 @@ fn apply_disposition(rec: &mut Record, d: DispositionCmd) {
 async fn finish(ctx: &Ctx, camp: &CampaignCtx, id: CallId, mut rec: Record, agent: Option<AgentId>, lead: &pacer_dialer::store::Lead) {
     camp.in_flight.remove(id);
     rec.out.ended_at.get_or_insert_with(now_ms);
+    if let Some(edited) = rec.edited_fields.take() {
+        let mut fields = lead.fields.clone();
+        fields.extend(edited);
+        let edit = pacer_dialer::store::LeadEdit { fields: Some(fields), ..Default::default() };
+        if let Err(e) = ctx.store.edit_lead(lead.id, &edit).await {
+            warn!(error = %e, "the agent's edits of the lead's fields could not be saved");
+        }
+    }
     let name = camp.campaign().name;
     let code = rec.out.disposition.clone().unwrap_or_else(|| rec.out.outcome.clone());
     let mut delay = Duration::from_millis(200);
@@ -630,6 +717,41 @@ async fn screen_pop(ctx: &Ctx, c: &Campaign, claimed: &Claimed, id: CallId, mach
         attempts,
         connected_at,
         machine,
+    }
+}
+
+/// Calls `number` on the campaign's trunk for a blind transfer and bridges the customer
+/// to it once it answers. `Ok(None)`: the customer hung up meanwhile.
+async fn transfer_out(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut CallHandle, number: &str) -> Result<Option<(CallHandle, Endpoint, Bridge)>, String> {
+    let trunk = trunks_of(ctx, c).first().cloned().ok_or("no trunk for the transfer")?;
+    let far_leg = ctx.media.rtp_endpoint().await.map_err(|e| e.to_string())?;
+    let caller_id = caller_id_for(c, number, 0);
+    let req = OriginateRequest { trunk, number: number.to_string(), caller_id, sdp_offer: far_leg.local_offer().into_bytes(), ring_timeout: TRANSFER_WAIT };
+    let mut far = ctx.sip.originate(req).map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            ev = far.next_event() => match ev {
+                Some(CallEvent::Answered(sdp)) => {
+                    far_leg.accept_answer(&String::from_utf8_lossy(&sdp)).map_err(|e| e.to_string())?;
+                    let b = ctx.media.bridge(leg, &far_leg).map_err(|e| e.to_string())?;
+                    return Ok(Some((far, far_leg, b)));
+                }
+                Some(CallEvent::Failed { reason, .. }) => {
+                    far_leg.close();
+                    return Err(format!("{number} did not answer: {reason}"));
+                }
+                Some(CallEvent::HungUp { .. }) | None => {
+                    far_leg.close();
+                    return Err(format!("{number}: the call ended"));
+                }
+                Some(_) => {}
+            },
+            _ = wait_hangup(call) => {
+                far.hangup();
+                far_leg.close();
+                return Ok(None);
+            }
+        }
     }
 }
 
