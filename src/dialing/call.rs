@@ -14,19 +14,20 @@ use std::time::Duration;
 
 use pacer_acd::{AgentId, CallId, CallOffer};
 use pacer_dialer::hopper::Claimed;
-use pacer_dialer::outcome::CallOutcome;
+use pacer_dialer::outcome::{CallOutcome, CallbackRequest};
 use pacer_dialer::pacing::{CallStage, Outcome as PacingOutcome};
 use pacer_dialer::settings::{AmdAction, CallerIdMode};
 use pacer_dialer::store::{Campaign, CdrQuery, StoreError, now_ms};
 use pacer_media::amd::{AmdConfig, BeepDetector, Detector, VerdictKind};
 use pacer_media::{Bridge, Endpoint, Prompt};
-use pacer_sip::{CallEvent, CallHandle, HangupBy, OriginateRequest, Outcome as SipOutcome};
+use pacer_sip::{CallEvent, HangupBy, OriginateRequest, Outcome as SipOutcome};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::Ctx;
 use super::campaign::{CampaignCtx, Report};
+use super::line::Line;
 use crate::cti::desk::{AgentCommand, DispositionCmd};
 use crate::cti::protocol::{AttemptInfo, CampaignInfo, LeadInfo, ScreenPop, ServerMsg, fill_script};
 
@@ -75,8 +76,8 @@ fn failure_code(o: SipOutcome) -> &'static str {
 }
 
 /// Everything the actor learns about its call, turned into the CDR at the end.
-struct Record {
-    out: CallOutcome,
+pub(super) struct Record {
+    pub(super) out: CallOutcome,
     /// Lead fields the agent edited on the call panel, merged into the lead at the end.
     edited_fields: Option<serde_json::Map<String, serde_json::Value>>,
     dialled: Instant,
@@ -84,6 +85,10 @@ struct Record {
 }
 
 impl Record {
+    pub(super) fn new(out: CallOutcome) -> Record {
+        Record { out, dialled: Instant::now(), answered: None, edited_fields: None }
+    }
+
     fn secs_since_dial(&self) -> f64 {
         self.dialled.elapsed().as_secs_f64()
     }
@@ -93,13 +98,7 @@ pub async fn run(ctx: Arc<Ctx>, camp: Arc<CampaignCtx>, claimed: Claimed, id: Ca
     let c = camp.campaign();
     let span = info_span!("call", call = id, lead = claimed.lead.id, campaign = %c.name);
     async move {
-        let mut rec = Record {
-            out: CallOutcome { lead_id: claimed.lead.id, owner: ctx.node.clone(), phone: claimed.number.clone(), started_at: now_ms(), ..CallOutcome::default() },
-            dialled: Instant::now(),
-            answered: None,
-            edited_fields: None,
-        };
-        let mut agent_done = None;
+        let mut rec = Record::new(CallOutcome { lead_id: claimed.lead.id, owner: ctx.node.clone(), phone: claimed.number.clone(), started_at: now_ms(), ..CallOutcome::default() });
         if let Err(e) = ctx.hopper.mark_dialling(claimed.lead.id, &ctx.node, now_ms()).await {
             // The lease was lost between claim and dial (a slow node): do not dial a lead
             // another node may hold now.
@@ -114,7 +113,7 @@ pub async fn run(ctx: Arc<Ctx>, camp: Arc<CampaignCtx>, claimed: Claimed, id: Ca
                 rec.out.outcome = "congestion".into();
                 rec.out.notes = Some(format!("not dialled: {e}"));
                 camp.reports.send(Report::Outcome(PacingOutcome::Failed { after_s: 0.0 })).ok();
-                finish(&ctx, &camp, id, rec, None, &claimed.lead).await;
+                settle(&ctx, Some(&camp), &c, id, rec, None, &claimed.lead).await;
                 return;
             }
         };
@@ -122,11 +121,7 @@ pub async fn run(ctx: Arc<Ctx>, camp: Arc<CampaignCtx>, claimed: Claimed, id: Ca
         let agent = drive(&ctx, &camp, &c, &claimed, id, &leg, &mut rec).await;
         lease.abort();
         leg.close();
-        if let Some((agent, cmds)) = agent {
-            agent_done = Some(agent);
-            wrap_up(&ctx, &camp, &c, id, agent, cmds, &mut rec).await;
-        }
-        finish(&ctx, &camp, id, rec, agent_done, &claimed.lead).await;
+        settle(&ctx, Some(&camp), &c, id, rec, agent, &claimed.lead).await;
     }
     .instrument(span)
     .await
@@ -173,7 +168,7 @@ async fn drive(
         ring_timeout: Duration::from_secs(u64::from(s.ring_timeout_s.max(15))),
     };
     let mut call = match ctx.sip.originate(req) {
-        Ok(h) => h,
+        Ok(h) => Line::Out(h),
         Err(e) => {
             warn!(error = %e, "cannot originate");
             rec.out.outcome = "invalid_number".into();
@@ -191,7 +186,7 @@ async fn drive(
             Ok(ev) => ev,
             Err(_) => {
                 warn!("no final response from the carrier; the call is given up");
-                call.hangup();
+                call.hangup().await;
                 rec.out.outcome = "no_answer".into();
                 rec.out.notes = Some("no final response from the carrier".into());
                 camp.reports.send(Report::Outcome(PacingOutcome::NoAnswer { after_s: rec.secs_since_dial() })).ok();
@@ -213,7 +208,7 @@ async fn drive(
             Some(CallEvent::Answered(sdp)) => {
                 if let Err(e) = leg.accept_answer(&String::from_utf8_lossy(&sdp)) {
                     warn!(error = %e, "answer SDP not usable; hanging up");
-                    call.hangup();
+                    call.hangup().await;
                     rec.out.outcome = "congestion".into();
                     rec.out.notes = Some(format!("bad answer SDP: {e}"));
                     rec.out.answered_at = Some(now_ms());
@@ -268,35 +263,82 @@ async fn drive(
         if s.amd.action == AmdAction::LeaveMessage {
             leave_message(ctx, c, leg, &mut call, rec).await;
         }
-        call.hangup();
+        call.hangup().await;
         drain(&mut call).await;
         return None;
     }
-    // A person (or a machine the campaign routes): find an agent within the connect limit.
-    camp.in_flight.stage(id, CallStage::Waiting);
+    let routing = Routing { priority: 0, wait: Duration::from_secs_f64(super::campaign::pacing_settings(c).connect_limit_s), inbound: false };
+    connect(ctx, Some(camp), c, claimed, id, leg, &mut call, rec, machine, routing).await
+}
+
+/// How an answered call looks for an agent.
+pub(super) struct Routing {
+    /// Higher is served first (inbound callers before outbound calls still ringing).
+    pub priority: i32,
+    /// How long the call may wait for an agent: the connect limit for outbound calls
+    /// (then it is abandoned to the safe-harbor message), longer for inbound callers.
+    pub wait: Duration,
+    pub inbound: bool,
+}
+
+fn report(camp: Option<&CampaignCtx>, r: Report) {
+    if let Some(k) = camp {
+        k.reports.send(r).ok();
+    }
+}
+
+fn track(camp: Option<&CampaignCtx>, id: CallId, stage: Option<CallStage>) {
+    if let Some(k) = camp {
+        match stage {
+            Some(s) => k.in_flight.stage(id, s),
+            None => k.in_flight.remove(id),
+        }
+    }
+}
+
+/// From "a person is on the line" to the end of the customer's leg: an agent through the
+/// ACD, the bridge to their persistent leg, the screen pop and the conversation. Returns
+/// the agent and their command channel when the call was connected (wrap-up follows).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn connect(
+    ctx: &Arc<Ctx>,
+    camp: Option<&CampaignCtx>,
+    c: &Campaign,
+    claimed: &Claimed,
+    id: CallId,
+    leg: &Endpoint,
+    mut call: &mut Line,
+    rec: &mut Record,
+    machine: bool,
+    routing: Routing,
+) -> Option<(AgentId, mpsc::UnboundedReceiver<AgentCommand>)> {
+    let s = &c.settings;
+    track(camp, id, Some(CallStage::Waiting));
     let verdict_at = Instant::now();
     let offer = CallOffer {
         id,
         campaign: Some(c.id as u64),
         skill: s.skills.first().cloned(),
         owner: claimed.reserved_for_agent.or(claimed.lead.owner_agent_id).map(|a| a as u64),
-        priority: 0,
+        priority: routing.priority,
     };
     let offered = ctx.acd.offer(offer);
-    let connect_limit = Duration::from_secs_f64(super::campaign::pacing_settings(c).connect_limit_s);
+    // An inbound caller waits with music; an outbound call's short wait is silent.
+    let mut masked = routing.inbound.then(|| mask(leg, None, Some(ctx.hold_music.clone()))).flatten();
     let agent = tokio::select! {
-        a = ctx.acd.wait_agent(id, offered, verdict_at + connect_limit) => a,
+        a = ctx.acd.wait_agent(id, offered, verdict_at + routing.wait) => a,
         ended = wait_hangup(&mut call) => {
             // The customer left while waiting: nobody to connect, not an abandon by us.
             ctx.acd.withdraw(id);
             rec.out.outcome = if machine { "machine" } else { "answered" }.into();
             rec.out.notes = Some(format!("customer hung up before an agent was connected ({ended:?})"));
-            camp.reports.send(Report::Human { abandoned: false }).ok();
+            report(camp, Report::Human { abandoned: false });
             return None;
         }
     };
+    masked = mask(leg, masked, None);
     let Some(agent) = agent else {
-        return abandon(ctx, camp, c, id, leg, &mut call, rec, machine).await;
+        return abandon(ctx, camp, c, id, leg, call, rec, machine, routing.inbound).await;
     };
     // Connect: the agent's persistent leg is re-pointed to this customer.
     let bridged = ctx.desks.leg(agent).ok_or("agent has no media leg".to_string()).and_then(|a| ctx.media.bridge(leg, &a).map_err(|e| e.to_string()));
@@ -305,15 +347,17 @@ async fn drive(
         Err(e) => {
             warn!(agent, error = %e, "cannot connect the agent; the call is abandoned");
             ctx.acd.withdraw(id);
-            return abandon(ctx, camp, c, id, leg, &mut call, rec, machine).await;
+            return abandon(ctx, camp, c, id, leg, call, rec, machine, routing.inbound).await;
         }
     };
     if let Err(e) = ctx.acd.connected(id) {
         warn!(agent, error = %e, "ACD refused the connection");
     }
     ctx.metrics.connect_seconds.with_label_values(&[&c.name]).observe(verdict_at.elapsed().as_secs_f64());
-    camp.in_flight.remove(id);
-    camp.reports.send(Report::Human { abandoned: false }).ok();
+    track(camp, id, None);
+    if !routing.inbound {
+        report(camp, Report::Human { abandoned: false });
+    }
     let connected = Instant::now();
     rec.out.connected_at = Some(now_ms());
     rec.out.agent_id = Some(agent as i64);
@@ -322,7 +366,6 @@ async fn drive(
     ctx.desks.bind_call(agent, id, cmd_tx);
     let mut recording = start_recording(ctx, c, &bridge, rec);
     let (mut bridge, mut agent) = (bridge, agent);
-    let mut masked: Option<tokio_util::sync::CancellationToken> = None;
     ctx.desks.send(agent, ServerMsg::Call(Box::new(screen_pop(ctx, c, claimed, id, machine, rec.out.connected_at.unwrap_or_default()).await)));
     ctx.metrics.in_flight.with_label_values(&[&c.name, "connected"]).inc();
     // The conversation, until either side hangs up.
@@ -335,7 +378,7 @@ async fn drive(
             },
             cmd = cmds.recv() => match cmd {
                 Some(AgentCommand::Hangup) | None => {
-                    call.hangup();
+                    call.hangup().await;
                     drain(&mut call).await;
                     break "agent";
                 }
@@ -378,7 +421,7 @@ async fn drive(
                         warn!(target = %name, "nobody took the transferred call; it ends");
                         ctx.acd.withdraw(id);
                         rec.out.notes = Some(format!("transfer to {name} failed: no agent in {}s", TRANSFER_WAIT.as_secs()));
-                        call.hangup();
+                        call.hangup().await;
                         drain(&mut call).await;
                         break "system";
                     };
@@ -408,8 +451,8 @@ async fn drive(
                             // The two outside parties talk until one of them hangs up.
                             let mut far = far;
                             tokio::select! {
-                                _ = wait_hangup(&mut call) => far.hangup(),
-                                _ = wait_hangup(&mut far) => call.hangup(),
+                                _ = wait_hangup(&mut call) => far.hangup().await,
+                                _ = wait_hangup(&mut far) => call.hangup().await,
                             }
                             drain(&mut call).await;
                             drain(&mut far).await;
@@ -467,7 +510,9 @@ async fn drive(
         }
     }
     bridge.end();
-    camp.reports.send(Report::Talk(rec.out.talk_s)).ok();
+    if !routing.inbound {
+        report(camp, Report::Talk(rec.out.talk_s));
+    }
     let wrap = Duration::from_secs(u64::from(s.wrap_up_s));
     if let Err(e) = ctx.acd.hangup(id, wrap) {
         warn!(agent, error = %e, "ACD refused the hang-up");
@@ -486,7 +531,7 @@ enum Detected {
 
 /// Runs AMD over the answered leg's audio; an undecided or timed-out call counts as a
 /// person (never hang up on someone the detector is unsure of).
-async fn detect(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut CallHandle) -> Detected {
+async fn detect(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut Line) -> Detected {
     let mut tap = leg.tap();
     let mut det = Detector::new(AmdConfig::default());
     let deadline = Instant::now() + AMD_DEADLINE;
@@ -524,7 +569,7 @@ async fn detect(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut CallHandle) 
 
 /// Waits for the beep that ends a machine's greeting (or its silence), then plays the
 /// campaign's message.
-async fn leave_message(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut CallHandle, rec: &mut Record) {
+async fn leave_message(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut Line, rec: &mut Record) {
     let mut tap = leg.tap();
     let mut beep = BeepDetector::new(AmdConfig::default());
     let deadline = Instant::now() + BEEP_WAIT;
@@ -552,33 +597,62 @@ async fn leave_message(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut CallH
 #[allow(clippy::too_many_arguments)]
 async fn abandon(
     ctx: &Ctx,
-    camp: &CampaignCtx,
+    camp: Option<&CampaignCtx>,
     c: &Campaign,
     id: CallId,
     leg: &Endpoint,
-    call: &mut CallHandle,
+    call: &mut Line,
     rec: &mut Record,
     machine: bool,
+    inbound: bool,
 ) -> Option<(AgentId, mpsc::UnboundedReceiver<AgentCommand>)> {
-    camp.in_flight.remove(id);
-    rec.out.abandoned = !machine;
-    rec.out.outcome = if machine { "machine" } else { "abandoned" }.into();
-    if !machine {
-        camp.reports.send(Report::Human { abandoned: true }).ok();
+    track(camp, id, None);
+    if inbound {
+        // An inbound caller nobody could take: the message, and a callback soon.
+        rec.out.outcome = "no_answer".into();
+        rec.out.notes = Some("no agent took the inbound call; a callback is scheduled".into());
+        rec.out.callback = Some(CallbackRequest { at_local: (chrono::Utc::now() + chrono::Duration::minutes(10)).with_timezone(&ctx.centre_zone).naive_local(), agent_only: false, notes: "inbound caller nobody could take".into() });
+    } else {
+        rec.out.abandoned = !machine;
+        rec.out.outcome = if machine { "machine" } else { "abandoned" }.into();
+        if !machine {
+            report(camp, Report::Human { abandoned: true });
+        }
     }
     let prompt = ctx.prompt(&c.settings.safe_harbor_file);
     tokio::select! {
         r = leg.play(&prompt) => if let Err(e) = r { warn!(error = %e, "safe-harbor message could not be played") },
         _ = wait_hangup(call) => return None,
     }
-    call.hangup();
+    call.hangup().await;
     drain(call).await;
     None
 }
 
 /// After the customer's leg: the agent wraps up and dispositions (or the system does when
 /// they do not, past the wrap-up and a grace period).
-async fn wrap_up(ctx: &Ctx, camp: &CampaignCtx, c: &Campaign, id: CallId, agent: AgentId, mut cmds: mpsc::UnboundedReceiver<AgentCommand>, rec: &mut Record) {
+/// After the customer's leg: the agent's wrap-up and disposition (when an agent took the
+/// call), then the one write that settles the call.
+pub(super) async fn settle(
+    ctx: &Ctx,
+    camp: Option<&CampaignCtx>,
+    c: &Campaign,
+    id: CallId,
+    mut rec: Record,
+    agent: Option<(AgentId, mpsc::UnboundedReceiver<AgentCommand>)>,
+    lead: &pacer_dialer::store::Lead,
+) {
+    let done = match agent {
+        Some((a, cmds)) => {
+            wrap_up(ctx, camp, c, id, a, cmds, &mut rec).await;
+            Some(a)
+        }
+        None => None,
+    };
+    finish(ctx, camp, c, id, rec, done, lead).await;
+}
+
+async fn wrap_up(ctx: &Ctx, camp: Option<&CampaignCtx>, c: &Campaign, id: CallId, agent: AgentId, mut cmds: mpsc::UnboundedReceiver<AgentCommand>, rec: &mut Record) {
     let started = Instant::now();
     if rec.out.disposition.is_none() {
         let limit = Duration::from_secs(u64::from(c.settings.wrap_up_s)) + DISPOSITION_GRACE;
@@ -603,7 +677,7 @@ async fn wrap_up(ctx: &Ctx, camp: &CampaignCtx, c: &Campaign, id: CallId, agent:
         ctx.metrics.in_flight.with_label_values(&[&c.name, "wrap_up"]).dec();
     }
     rec.out.wrap_s = started.elapsed().as_secs_f64();
-    camp.reports.send(Report::Wrap(rec.out.wrap_s)).ok();
+    report(camp, Report::Wrap(rec.out.wrap_s));
     ctx.desks.unbind_call(agent, id);
 }
 
@@ -620,8 +694,8 @@ fn apply_disposition(rec: &mut Record, d: DispositionCmd) {
 
 /// The one transaction: attempt (CDR), recording path and lead. Retried until the store
 /// takes it, so a slow or briefly unreachable database delays the write but loses nothing.
-async fn finish(ctx: &Ctx, camp: &CampaignCtx, id: CallId, mut rec: Record, agent: Option<AgentId>, lead: &pacer_dialer::store::Lead) {
-    camp.in_flight.remove(id);
+async fn finish(ctx: &Ctx, camp: Option<&CampaignCtx>, c: &Campaign, id: CallId, mut rec: Record, agent: Option<AgentId>, lead: &pacer_dialer::store::Lead) {
+    track(camp, id, None);
     rec.out.ended_at.get_or_insert_with(now_ms);
     if let Some(edited) = rec.edited_fields.take() {
         let mut fields = lead.fields.clone();
@@ -631,7 +705,7 @@ async fn finish(ctx: &Ctx, camp: &CampaignCtx, id: CallId, mut rec: Record, agen
             warn!(error = %e, "the agent's edits of the lead's fields could not be saved");
         }
     }
-    let name = camp.campaign().name;
+    let name = c.name.clone();
     let code = rec.out.disposition.clone().unwrap_or_else(|| rec.out.outcome.clone());
     let mut delay = Duration::from_millis(200);
     loop {
@@ -641,11 +715,10 @@ async fn finish(ctx: &Ctx, camp: &CampaignCtx, id: CallId, mut rec: Record, agen
                 ctx.metrics.db_seconds.with_label_values(&["outcome"]).observe(t.elapsed().as_secs_f64());
                 ctx.metrics.calls.with_label_values(&[&name, &rec.out.outcome]).inc();
                 debug!(?settled, "outcome written");
-                let c = camp.campaign();
                 // A connected call's end was announced when its customer hung up; what
                 // follows the wrap-up is the disposition. Other calls end here.
                 let kind = if agent.is_some() { "call.dispositioned" } else { "call.ended" };
-                ctx.webhooks.emit(kind, &event(ctx, &c, &rec.out, lead, Some(settled.attempt_id), kind)).await;
+                ctx.webhooks.emit(kind, &event(ctx, c, &rec.out, lead, Some(settled.attempt_id), kind)).await;
                 if let Some(a) = agent {
                     let next = serde_json::to_value(settled.decision).ok().and_then(|v| v.get("state").and_then(|s| s.as_str()).map(str::to_string)).unwrap_or_default();
                     ctx.desks.send(a, ServerMsg::DispositionSaved { call_id: id.to_string(), next });
@@ -722,12 +795,12 @@ async fn screen_pop(ctx: &Ctx, c: &Campaign, claimed: &Claimed, id: CallId, mach
 
 /// Calls `number` on the campaign's trunk for a blind transfer and bridges the customer
 /// to it once it answers. `Ok(None)`: the customer hung up meanwhile.
-async fn transfer_out(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut CallHandle, number: &str) -> Result<Option<(CallHandle, Endpoint, Bridge)>, String> {
+async fn transfer_out(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut Line, number: &str) -> Result<Option<(Line, Endpoint, Bridge)>, String> {
     let trunk = trunks_of(ctx, c).first().cloned().ok_or("no trunk for the transfer")?;
     let far_leg = ctx.media.rtp_endpoint().await.map_err(|e| e.to_string())?;
     let caller_id = caller_id_for(c, number, 0);
     let req = OriginateRequest { trunk, number: number.to_string(), caller_id, sdp_offer: far_leg.local_offer().into_bytes(), ring_timeout: TRANSFER_WAIT };
-    let mut far = ctx.sip.originate(req).map_err(|e| e.to_string())?;
+    let mut far = Line::Out(ctx.sip.originate(req).map_err(|e| e.to_string())?);
     loop {
         tokio::select! {
             ev = far.next_event() => match ev {
@@ -747,7 +820,7 @@ async fn transfer_out(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut CallHa
                 Some(_) => {}
             },
             _ = wait_hangup(call) => {
-                far.hangup();
+                far.hangup().await;
                 far_leg.close();
                 return Ok(None);
             }
@@ -804,7 +877,7 @@ fn mask(leg: &Endpoint, current: Option<tokio_util::sync::CancellationToken>, pr
     Some(token)
 }
 
-async fn wait_hangup(call: &mut CallHandle) -> &'static str {
+async fn wait_hangup(call: &mut Line) -> &'static str {
     loop {
         match call.next_event().await {
             Some(CallEvent::HungUp { by: HangupBy::Remote }) => return "remote",
@@ -816,7 +889,7 @@ async fn wait_hangup(call: &mut CallHandle) -> &'static str {
 }
 
 /// Reads the call's remaining events so its last one (our BYE's result) is seen.
-async fn drain(call: &mut CallHandle) {
+async fn drain(call: &mut Line) {
     let _ = tokio::time::timeout(Duration::from_secs(5), async { while call.next_event().await.is_some() {} }).await;
 }
 

@@ -8,6 +8,8 @@
 
 pub mod call;
 pub mod campaign;
+pub mod inbound;
+pub mod line;
 pub mod metrics;
 
 use std::collections::HashMap;
@@ -147,6 +149,9 @@ impl Dialer {
         });
         let dialer = Arc::new(Dialer { ctx, runners: Mutex::new(HashMap::new()), campaigns: Mutex::new(HashMap::new()), stop: CancellationToken::new(), tasks: Default::default() });
         tokio::spawn(dialer.clone().supervise());
+        if let Some(rx) = dialer.ctx.sip.take_inbound() {
+            tokio::spawn(inbound::run(dialer.ctx.clone(), rx, dialer.tasks.clone()));
+        }
         Ok(dialer)
     }
 
