@@ -442,6 +442,8 @@ fn main() {
         "seconds": a.seconds,
         "packets_per_s": relay.pps.round(),
         "sent": relay.sent,
+        // What the generator managed to offer: below calls × 100 it, not the relay, was short of CPU.
+        "offered_packets_per_s": (relay.sent as f64 / a.seconds).round(),
         "loss": relay.loss,
         "reordered": relay.reordered,
         "latency_p50_ms": round3(relay.p50_ms),

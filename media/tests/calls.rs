@@ -99,6 +99,9 @@ async fn dtmf_is_reported_and_passed_through_the_bridge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_far_end_times_out_and_resumes() {
     let engine = engine_with(21600, |c| c.rtp_timeout_s = 1);
+    // A prompt on a leg with nowhere to send still takes its time and then resolves.
+    let idle = engine.rtp_endpoint().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(2), idle.play(&Prompt::tone(440.0, 200))).await.expect("play resolves").unwrap();
     let leg = engine.rtp_endpoint().await.unwrap();
     let phone = RawPhone::new(9, 1, 1).await;
     leg.answer_offer(&phone.offer()).unwrap();

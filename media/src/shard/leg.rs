@@ -238,8 +238,14 @@ impl Leg {
             self.next_rtcp = Some(now + RTCP_INTERVAL);
             self.send_rtcp();
         }
-        let Some(neg) = self.neg.clone() else { return };
+        let Some(neg) = self.neg.clone() else {
+            // Nowhere to play to yet: prompts still take their time, so `play()` resolves.
+            self.advance_playback(None);
+            return;
+        };
         if !self.sending() {
+            self.advance_playback(None);
+            self.dtmf_tx = DtmfSender::default();
             return;
         }
         let frame = FRAME_SAMPLES as u32;
@@ -259,22 +265,29 @@ impl Leg {
             }
         }
         let mut payload = [neg.codec.silence(); FRAME_SAMPLES];
-        if let Some(p) = &mut self.play {
-            let s = p.prompt.samples();
-            let n = FRAME_SAMPLES.min(s.len().saturating_sub(p.pos));
-            neg.codec.encode_into(&s[p.pos..p.pos + n], &mut payload);
-            p.pos += n;
-            if p.pos >= s.len() {
-                if let Some(done) = self.play.take().and_then(|mut p| p.done.take()) {
-                    let _ = done.send(());
-                }
-            }
+        if self.play.is_some() {
+            self.advance_playback(Some((neg.codec, &mut payload)));
         } else if self.fed_at.is_some_and(|t| now.duration_since(t) < FED_GRACE) {
             return;
         }
         let h = self.out.local(frame, now);
         let n = rtp::write_packet(buf, neg.pt, h, self.out.ssrc(), &payload);
         self.transmit(&buf[..n], c);
+    }
+
+    /// Moves the prompt on by one frame, encoding it into `into` when given; resolves
+    /// `play()` at the end.
+    fn advance_playback(&mut self, into: Option<(crate::codec::Codec, &mut [u8; FRAME_SAMPLES])>) {
+        let Some(p) = &mut self.play else { return };
+        let s = p.prompt.samples();
+        let n = FRAME_SAMPLES.min(s.len().saturating_sub(p.pos));
+        if let Some((codec, payload)) = into {
+            codec.encode_into(&s[p.pos..p.pos + n], payload);
+        }
+        p.pos += n;
+        if p.pos >= s.len() {
+            self.stop_playback();
+        }
     }
 
     fn check_timeout(&mut self, now: Instant, limit: Option<Duration>, c: &mut ShardCounters) {

@@ -219,6 +219,11 @@ impl Shard {
     }
 
     fn shutdown(&mut self) {
+        // Recordings get their last audio and a final header before the legs go.
+        let bridges: Vec<usize> = self.bridges.iter().map(|(b, _)| b).collect();
+        for b in bridges {
+            self.end_bridge(b, Instant::now());
+        }
         let slots: Vec<usize> = self.legs.iter().map(|(s, _)| s).collect();
         for s in slots {
             self.remove_leg(s, Instant::now());
