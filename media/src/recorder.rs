@@ -22,8 +22,9 @@ const RATE: u64 = 8000;
 const SETTLE: u64 = RATE / 5;
 /// How much settled audio makes a chunk for the writer.
 const CHUNK: u64 = RATE / 2;
-/// Ring length: settle time, one chunk, and room for packets ahead of the clock.
-const RING: u64 = 4 * RATE;
+/// Ring length: settle time, one chunk, and the second of packets ahead of the clock that
+/// `write` accepts (64 KiB a call: the bulk of a recorded call's memory).
+const RING: u64 = 2 * RATE;
 
 /// Where the two channels' audio lands, in frames since the recording started.
 #[derive(Debug)]
