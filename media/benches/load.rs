@@ -151,6 +151,8 @@ fn recv_batch(sock: &UdpSocket, bufs: &mut [[u8; 2048]; BATCH], lens: &mut [usiz
 
 /// Sends one packet per stream every 20 ms, spread evenly over the period as real calls
 /// would be (not in one burst, which would measure queueing instead of the relay).
+// `call` indexes three tables (addresses, and per stream sequence and timestamp).
+#[allow(clippy::needless_range_loop)]
 fn sender(shared: Arc<Shared>, socks: [Arc<UdpSocket>; 2], dests: Vec<[SocketAddr; 2]>) {
     let streams = dests.len() * 2;
     let mut seq = vec![0u16; streams];

@@ -51,16 +51,16 @@ struct PeerInner {
     pc: Arc<dyn PeerConnection>,
     engine: Arc<EngineInner>,
     port: u16,
+    /// The runtime the connection was made on: the last handle may be dropped elsewhere.
+    rt: tokio::runtime::Handle,
 }
 
 impl Drop for PeerInner {
     fn drop(&mut self) {
         let pc = self.pc.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = pc.close().await;
-            });
-        }
+        self.rt.spawn(async move {
+            let _ = pc.close().await;
+        });
         if let Ok(mut p) = self.engine.ctx.ports.lock() {
             p.free(self.port);
         }
@@ -89,10 +89,10 @@ impl PeerConnectionEventHandler for Handler {
                 self.connected.store(true, SeqCst);
                 self.shared.emit(MediaEvent::Connected);
             }
-            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected => {
-                if self.connected.swap(false, SeqCst) {
-                    self.shared.emit(MediaEvent::Disconnected);
-                }
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected
+                if self.connected.swap(false, SeqCst) =>
+            {
+                self.shared.emit(MediaEvent::Disconnected);
             }
             _ => {}
         }
@@ -122,7 +122,6 @@ fn codec_params(codec: Codec) -> RTCRtpCodecParameters {
     RTCRtpCodecParameters {
         rtp_codec: RTCRtpCodec { mime_type: mime.to_owned(), clock_rate: 8000, channels: 1, sdp_fmtp_line: String::new(), rtcp_feedback: vec![] },
         payload_type: codec.payload_type(),
-        ..Default::default()
     }
 }
 
@@ -192,7 +191,6 @@ pub(crate) async fn answer(
             rtcp_feedback: vec![],
         },
         payload_type: sdp::TE_PT,
-        ..Default::default()
     };
     media.register_codec(te, RtpCodecKind::Audio).map_err(|e| MediaError::WebRtc(e.to_string()))?;
     let registry = register_default_interceptors(Registry::new(), &mut media).map_err(|e| MediaError::WebRtc(e.to_string()))?;
@@ -227,7 +225,7 @@ pub(crate) async fn answer(
         .map_err(err("creating the peer connection"))
         .map_err(free_port)?;
     let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-    let leg = PeerLeg { _inner: Arc::new(PeerInner { pc: pc.clone(), engine: engine.clone(), port }) };
+    let leg = PeerLeg { _inner: Arc::new(PeerInner { pc: pc.clone(), engine: engine.clone(), port, rt: tokio::runtime::Handle::current() }) };
 
     let first = engine.codecs[0];
     let track_ssrc = (shared.id as u32).wrapping_mul(2_654_435_761) | 1;

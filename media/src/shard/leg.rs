@@ -228,11 +228,12 @@ impl Leg {
     /// and RTCP. `buf` is scratch space for one packet.
     pub fn tick(&mut self, now: Instant, buf: &mut [u8], c: &mut ShardCounters, rtp_timeout: Option<Duration>) {
         self.check_timeout(now, rtp_timeout, c);
-        if self.dtmf_rx.in_event() && self.dtmf_last.is_some_and(|t| now.duration_since(t) > DTMF_STALE) {
-            if let Some(d) = self.dtmf_rx.flush() {
-                c.dtmf_rx += 1;
-                self.shared.emit(MediaEvent::Dtmf { digit: d.digit, duration: Duration::from_micros(d.samples as u64 * 125) });
-            }
+        if self.dtmf_rx.in_event()
+            && self.dtmf_last.is_some_and(|t| now.duration_since(t) > DTMF_STALE)
+            && let Some(d) = self.dtmf_rx.flush()
+        {
+            c.dtmf_rx += 1;
+            self.shared.emit(MediaEvent::Dtmf { digit: d.digit, duration: Duration::from_micros(d.samples as u64 * 125) });
         }
         if self.next_rtcp.is_some_and(|t| now >= t) {
             self.next_rtcp = Some(now + RTCP_INTERVAL);
@@ -264,12 +265,11 @@ impl Leg {
                 self.dtmf_tx = DtmfSender::default();
             }
         }
-        let mut payload = [neg.codec.silence(); FRAME_SAMPLES];
-        if self.play.is_some() {
-            self.advance_playback(Some((neg.codec, &mut payload)));
-        } else if self.fed_at.is_some_and(|t| now.duration_since(t) < FED_GRACE) {
+        if self.play.is_none() && self.fed_at.is_some_and(|t| now.duration_since(t) < FED_GRACE) {
             return;
         }
+        let mut payload = [neg.codec.silence(); FRAME_SAMPLES];
+        self.advance_playback(Some((neg.codec, &mut payload)));
         let h = self.out.local(frame, now);
         let n = rtp::write_packet(buf, neg.pt, h, self.out.ssrc(), &payload);
         self.transmit(&buf[..n], c);

@@ -125,7 +125,10 @@ impl Context {
 }
 
 /// Creates the shards' polls and channels; [`spawn`] starts their threads.
-pub(crate) fn prepare(n: usize) -> std::io::Result<(Vec<ShardHandle>, Vec<(Poll, mpsc::Receiver<(Cmd, u8)>)>)> {
+/// A shard's own ends: its poll and the receiving side of its command channel.
+pub(crate) type ShardParts = (Poll, mpsc::Receiver<(Cmd, u8)>);
+
+pub(crate) fn prepare(n: usize) -> std::io::Result<(Vec<ShardHandle>, Vec<ShardParts>)> {
     let mut handles = Vec::with_capacity(n);
     let mut parts = Vec::with_capacity(n);
     for _ in 0..n {
@@ -138,7 +141,7 @@ pub(crate) fn prepare(n: usize) -> std::io::Result<(Vec<ShardHandle>, Vec<(Poll,
     Ok((handles, parts))
 }
 
-pub(crate) fn spawn(ctx: Arc<Context>, parts: Vec<(Poll, mpsc::Receiver<(Cmd, u8)>)>) -> std::io::Result<()> {
+pub(crate) fn spawn(ctx: Arc<Context>, parts: Vec<ShardParts>) -> std::io::Result<()> {
     for (index, (poll, rx)) in parts.into_iter().enumerate() {
         let ctx = ctx.clone();
         std::thread::Builder::new().name(format!("pacer-media-{index}")).spawn(move || {
@@ -481,12 +484,12 @@ impl Shard {
                 let _ = self.ctx.writer.send(WriterMsg::Data { id: r.id, samples });
             }
         }
-        if self.ticks % 5 == 0 {
+        if self.ticks.is_multiple_of(5) {
             for (_, leg) in self.legs.iter_mut() {
                 leg.publish(&mut self.counters);
             }
         }
-        if self.ticks % 50 == 0 {
+        if self.ticks.is_multiple_of(50) {
             for (_, leg) in self.legs.iter() {
                 if leg.last_rx.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
                     self.ctx.metrics.jitter.observe(leg.rx.jitter() as f64 / 8000.0);
