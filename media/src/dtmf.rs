@@ -178,15 +178,12 @@ mod tests {
         let mut got = Vec::new();
         let mut packets = 0;
         for _ in 0..100 {
-            match tx.tick(160) {
-                Some(p) => {
-                    packets += 1;
-                    if p.start {
-                        ts += 1000;
-                    }
-                    got.extend(rx.on_packet(ts, &p.payload).into_iter().flatten());
+            if let Some(p) = tx.tick(160) {
+                packets += 1;
+                if p.start {
+                    ts += 1000;
                 }
-                None => {}
+                got.extend(rx.on_packet(ts, &p.payload).into_iter().flatten());
             }
         }
         assert!(!tx.busy());

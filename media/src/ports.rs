@@ -23,7 +23,7 @@ impl PortAllocator {
         if max <= first {
             return Err(bad_range(min, max));
         }
-        let pairs = ((max - first) as usize + 1) / 2;
+        let pairs = ((max - first) as usize).div_ceil(2);
         Ok(Self { ip, first, pairs, used: vec![false; pairs], cursor: 0, in_use: 0 })
     }
 

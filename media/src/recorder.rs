@@ -22,8 +22,9 @@ const RATE: u64 = 8000;
 const SETTLE: u64 = RATE / 5;
 /// How much settled audio makes a chunk for the writer.
 const CHUNK: u64 = RATE / 2;
-/// Ring length: settle time, one chunk, and room for packets ahead of the clock.
-const RING: u64 = 4 * RATE;
+/// Ring length: settle time, one chunk, and the second of packets ahead of the clock that
+/// `write` accepts (64 KiB a call: the bulk of a recorded call's memory).
+const RING: u64 = 2 * RATE;
 
 /// Where the two channels' audio lands, in frames since the recording started.
 #[derive(Debug)]
@@ -105,14 +106,16 @@ impl Timeline {
     }
 }
 
+type Wav = hound::WavWriter<BufWriter<File>>;
+
 pub(crate) enum WriterMsg {
-    Open { id: u64, path: PathBuf, wav: hound::WavWriter<BufWriter<File>> },
+    Open { id: u64, path: PathBuf, wav: Wav },
     Data { id: u64, samples: Vec<i16> },
     Finish { id: u64, reply: Option<oneshot::Sender<Result<PathBuf, MediaError>>> },
 }
 
 /// Creates the WAV file now, so that a bad path is reported to the caller at once.
-pub(crate) fn create(path: &Path) -> Result<hound::WavWriter<BufWriter<File>>, MediaError> {
+pub(crate) fn create(path: &Path) -> Result<Wav, MediaError> {
     let spec = hound::WavSpec { channels: 2, sample_rate: RATE as u32, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     hound::WavWriter::create(path, spec)
         .map_err(|e| MediaError::Recording { path: path.to_path_buf(), reason: e.to_string() })
@@ -122,7 +125,8 @@ pub(crate) fn create(path: &Path) -> Result<hound::WavWriter<BufWriter<File>>, M
 pub(crate) fn spawn_writer() -> std::io::Result<mpsc::Sender<WriterMsg>> {
     let (tx, rx) = mpsc::channel::<WriterMsg>();
     std::thread::Builder::new().name("pacer-recorder".into()).spawn(move || {
-        let mut open: HashMap<u64, (PathBuf, hound::WavWriter<BufWriter<File>>, Option<String>)> = HashMap::new();
+        // Per recording: its path, its writer, and the first write error (later chunks are dropped).
+        let mut open: HashMap<u64, (PathBuf, Wav, Option<String>)> = HashMap::new();
         let mut finished: HashMap<u64, (PathBuf, Option<String>)> = HashMap::new();
         while let Ok(msg) = rx.recv() {
             match msg {

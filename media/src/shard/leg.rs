@@ -228,18 +228,25 @@ impl Leg {
     /// and RTCP. `buf` is scratch space for one packet.
     pub fn tick(&mut self, now: Instant, buf: &mut [u8], c: &mut ShardCounters, rtp_timeout: Option<Duration>) {
         self.check_timeout(now, rtp_timeout, c);
-        if self.dtmf_rx.in_event() && self.dtmf_last.is_some_and(|t| now.duration_since(t) > DTMF_STALE) {
-            if let Some(d) = self.dtmf_rx.flush() {
-                c.dtmf_rx += 1;
-                self.shared.emit(MediaEvent::Dtmf { digit: d.digit, duration: Duration::from_micros(d.samples as u64 * 125) });
-            }
+        if self.dtmf_rx.in_event()
+            && self.dtmf_last.is_some_and(|t| now.duration_since(t) > DTMF_STALE)
+            && let Some(d) = self.dtmf_rx.flush()
+        {
+            c.dtmf_rx += 1;
+            self.shared.emit(MediaEvent::Dtmf { digit: d.digit, duration: Duration::from_micros(d.samples as u64 * 125) });
         }
         if self.next_rtcp.is_some_and(|t| now >= t) {
             self.next_rtcp = Some(now + RTCP_INTERVAL);
             self.send_rtcp();
         }
-        let Some(neg) = self.neg.clone() else { return };
+        let Some(neg) = self.neg.clone() else {
+            // Nowhere to play to yet: prompts still take their time, so `play()` resolves.
+            self.advance_playback(None);
+            return;
+        };
         if !self.sending() {
+            self.advance_playback(None);
+            self.dtmf_tx = DtmfSender::default();
             return;
         }
         let frame = FRAME_SAMPLES as u32;
@@ -258,23 +265,29 @@ impl Leg {
                 self.dtmf_tx = DtmfSender::default();
             }
         }
-        let mut payload = [neg.codec.silence(); FRAME_SAMPLES];
-        if let Some(p) = &mut self.play {
-            let s = p.prompt.samples();
-            let n = FRAME_SAMPLES.min(s.len().saturating_sub(p.pos));
-            neg.codec.encode_into(&s[p.pos..p.pos + n], &mut payload);
-            p.pos += n;
-            if p.pos >= s.len() {
-                if let Some(done) = self.play.take().and_then(|mut p| p.done.take()) {
-                    let _ = done.send(());
-                }
-            }
-        } else if self.fed_at.is_some_and(|t| now.duration_since(t) < FED_GRACE) {
+        if self.play.is_none() && self.fed_at.is_some_and(|t| now.duration_since(t) < FED_GRACE) {
             return;
         }
+        let mut payload = [neg.codec.silence(); FRAME_SAMPLES];
+        self.advance_playback(Some((neg.codec, &mut payload)));
         let h = self.out.local(frame, now);
         let n = rtp::write_packet(buf, neg.pt, h, self.out.ssrc(), &payload);
         self.transmit(&buf[..n], c);
+    }
+
+    /// Moves the prompt on by one frame, encoding it into `into` when given; resolves
+    /// `play()` at the end.
+    fn advance_playback(&mut self, into: Option<(crate::codec::Codec, &mut [u8; FRAME_SAMPLES])>) {
+        let Some(p) = &mut self.play else { return };
+        let s = p.prompt.samples();
+        let n = FRAME_SAMPLES.min(s.len().saturating_sub(p.pos));
+        if let Some((codec, payload)) = into {
+            codec.encode_into(&s[p.pos..p.pos + n], payload);
+        }
+        p.pos += n;
+        if p.pos >= s.len() {
+            self.stop_playback();
+        }
     }
 
     fn check_timeout(&mut self, now: Instant, limit: Option<Duration>, c: &mut ShardCounters) {

@@ -125,7 +125,10 @@ impl Context {
 }
 
 /// Creates the shards' polls and channels; [`spawn`] starts their threads.
-pub(crate) fn prepare(n: usize) -> std::io::Result<(Vec<ShardHandle>, Vec<(Poll, mpsc::Receiver<(Cmd, u8)>)>)> {
+/// A shard's own ends: its poll and the receiving side of its command channel.
+pub(crate) type ShardParts = (Poll, mpsc::Receiver<(Cmd, u8)>);
+
+pub(crate) fn prepare(n: usize) -> std::io::Result<(Vec<ShardHandle>, Vec<ShardParts>)> {
     let mut handles = Vec::with_capacity(n);
     let mut parts = Vec::with_capacity(n);
     for _ in 0..n {
@@ -138,7 +141,7 @@ pub(crate) fn prepare(n: usize) -> std::io::Result<(Vec<ShardHandle>, Vec<(Poll,
     Ok((handles, parts))
 }
 
-pub(crate) fn spawn(ctx: Arc<Context>, parts: Vec<(Poll, mpsc::Receiver<(Cmd, u8)>)>) -> std::io::Result<()> {
+pub(crate) fn spawn(ctx: Arc<Context>, parts: Vec<ShardParts>) -> std::io::Result<()> {
     for (index, (poll, rx)) in parts.into_iter().enumerate() {
         let ctx = ctx.clone();
         std::thread::Builder::new().name(format!("pacer-media-{index}")).spawn(move || {
@@ -219,6 +222,11 @@ impl Shard {
     }
 
     fn shutdown(&mut self) {
+        // Recordings get their last audio and a final header before the legs go.
+        let bridges: Vec<usize> = self.bridges.iter().map(|(b, _)| b).collect();
+        for b in bridges {
+            self.end_bridge(b, Instant::now());
+        }
         let slots: Vec<usize> = self.legs.iter().map(|(s, _)| s).collect();
         for s in slots {
             self.remove_leg(s, Instant::now());
@@ -341,8 +349,12 @@ impl Shard {
         self.detach(agent_slot, now);
         let b = self.bridges.insert(BridgeState::new(bridge.id, cs, agent_slot));
         self.bridge_ids.insert(bridge.id, b);
-        self.legs[cs].bridge = Some((b, Role::Customer));
-        self.legs[agent_slot].bridge = Some((b, Role::Agent));
+        // The new partner's next packet is due within one packet time: hold our silence
+        // back for that long, so a re-point goes straight from one voice to the next.
+        for (slot, role) in [(cs, Role::Customer), (agent_slot, Role::Agent)] {
+            self.legs[slot].bridge = Some((b, role));
+            self.legs[slot].fed_at = Some(now);
+        }
         self.ctx.metrics.bridges.inc();
     }
 
@@ -429,6 +441,11 @@ impl Shard {
         if role == Role::Supervisor && br.mode.take().is_some() {
             self.ctx.metrics.supervised.dec();
         }
+        // Whoever this leg fed gets our silence from the next tick on, not after a gap.
+        for s in br.slots.into_iter().flatten() {
+            self.legs[s].fed_at = None;
+        }
+        self.legs[slot].fed_at = None;
     }
 
     fn end_bridge(&mut self, b: usize, now: Instant) {
@@ -437,6 +454,7 @@ impl Shard {
         self.bridge_ids.remove(&br.id);
         for slot in br.slots.into_iter().flatten() {
             self.legs[slot].bridge = None;
+            self.legs[slot].fed_at = None;
         }
         if br.mode.is_some() {
             self.ctx.metrics.supervised.dec();
@@ -466,12 +484,12 @@ impl Shard {
                 let _ = self.ctx.writer.send(WriterMsg::Data { id: r.id, samples });
             }
         }
-        if self.ticks % 5 == 0 {
+        if self.ticks.is_multiple_of(5) {
             for (_, leg) in self.legs.iter_mut() {
                 leg.publish(&mut self.counters);
             }
         }
-        if self.ticks % 50 == 0 {
+        if self.ticks.is_multiple_of(50) {
             for (_, leg) in self.legs.iter() {
                 if leg.last_rx.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
                     self.ctx.metrics.jitter.observe(leg.rx.jitter() as f64 / 8000.0);

@@ -43,8 +43,7 @@ impl Scratch {
 impl Shard {
     pub(super) fn on_readable(&mut self, slot: usize, is_rtcp: bool, now: Instant) {
         let Some(mut bufs) = self.bufs.take() else { return };
-        loop {
-            let Some(leg) = self.legs.get(slot) else { break };
+        while let Some(leg) = self.legs.get(slot) {
             let LegIo::Udp { rtp, rtcp: rtcp_sock, state, .. } = &leg.io else { break };
             if is_rtcp {
                 match rtcp_sock.recv_from(&mut bufs.data[..SLOT]) {
@@ -70,7 +69,6 @@ impl Shard {
                     break;
                 }
             };
-            drop(iovs);
             for (i, m) in meta.iter().take(n).enumerate() {
                 let buf = &mut data[i * SLOT..i * SLOT + m.len];
                 let stride = if m.stride == 0 { m.len } else { m.stride };
