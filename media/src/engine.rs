@@ -141,9 +141,10 @@ impl MediaEngine {
     /// host candidate, so the browser needs nothing more from us.
     pub async fn webrtc_endpoint(&self, offer_sdp: &str) -> Result<(Endpoint, String), MediaError> {
         let shared = self.new_shared();
-        let (pc, tx, answer) = crate::webrtc::answer(self.inner.clone(), shared.clone(), offer_sdp).await?;
-        let ep = self.add_leg(shared, LegIo::Channel { tx }, Kind::WebRtc { answer: answer.clone(), _pc: pc.clone() }, "webrtc");
-        pc.attach(&ep)?;
+        let (pc, tx, answer, neg) = crate::webrtc::answer(self.inner.clone(), shared.clone(), offer_sdp).await?;
+        let ep = self.add_leg(shared, LegIo::Channel { tx }, Kind::WebRtc { answer: answer.clone(), _pc: pc }, "webrtc");
+        // After the Add, on the same channel: the shard has the leg when this arrives.
+        ep.configure(neg)?;
         Ok((ep, answer))
     }
 

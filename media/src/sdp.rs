@@ -35,7 +35,7 @@ pub struct Negotiated {
 /// The audio section of a remote description, as far as we care.
 #[derive(Debug, Clone)]
 struct RemoteAudio {
-    addr: IpAddr,
+    addr: Option<IpAddr>,
     port: u16,
     rtcp: Option<SocketAddr>,
     rtcp_mux: bool,
@@ -108,7 +108,7 @@ impl LocalSdp {
             _ => "sendrecv",
         };
         let sdp = self.write(1, &[(codec, pt)], remote.te_pt, direction, remote.rtcp_mux);
-        Ok((sdp, negotiated(&remote, codec, pt, remote.te_pt)))
+        Ok((sdp, negotiated(&remote, codec, pt, remote.te_pt)?))
     }
 
     /// Reads the answer to our offer.
@@ -119,7 +119,7 @@ impl LocalSdp {
             .iter()
             .find(|(c, _)| offered.contains(c))
             .ok_or_else(|| no_common(&remote, offered))?;
-        Ok(negotiated(&remote, codec, pt, remote.te_pt))
+        negotiated(&remote, codec, pt, remote.te_pt)
     }
 }
 
@@ -133,12 +133,22 @@ fn no_common(remote: &RemoteAudio, ours: &[Codec]) -> MediaError {
     ))
 }
 
-fn negotiated(r: &RemoteAudio, codec: Codec, pt: u8, te_pt: Option<u8>) -> Negotiated {
-    let remote = SocketAddr::new(r.addr, r.port);
+fn negotiated(r: &RemoteAudio, codec: Codec, pt: u8, te_pt: Option<u8>) -> Result<Negotiated, MediaError> {
+    let addr = r.addr.ok_or_else(|| MediaError::Sdp("no connection address (c=)".into()))?;
+    let remote = SocketAddr::new(addr, r.port);
     let remote_rtcp =
-        if r.rtcp_mux { remote } else { r.rtcp.unwrap_or_else(|| SocketAddr::new(r.addr, r.port.wrapping_add(1))) };
-    let send = !r.addr.is_unspecified() && r.direction != "sendonly" && r.direction != "inactive";
-    Negotiated { remote, remote_rtcp, rtcp_mux: r.rtcp_mux, codec, pt, te_pt, send }
+        if r.rtcp_mux { remote } else { r.rtcp.unwrap_or_else(|| SocketAddr::new(addr, r.port.wrapping_add(1))) };
+    let send = !addr.is_unspecified() && r.direction != "sendonly" && r.direction != "inactive";
+    Ok(Negotiated { remote, remote_rtcp, rtcp_mux: r.rtcp_mux, codec, pt, te_pt, send })
+}
+
+/// What a WebRTC answer of ours settled: codec and telephone-event payload type. The
+/// addresses are ICE's business, so they are left unspecified.
+pub fn negotiated_from_answer(answer: &str, ours: &[Codec]) -> Result<Negotiated, MediaError> {
+    let remote = parse(answer)?;
+    let &(codec, pt) = remote.codecs.iter().find(|(c, _)| ours.contains(c)).ok_or_else(|| no_common(&remote, ours))?;
+    let none = SocketAddr::from(([0, 0, 0, 0], 0));
+    Ok(Negotiated { remote: none, remote_rtcp: none, rtcp_mux: true, codec, pt, te_pt: remote.te_pt, send: true })
 }
 
 fn parse(text: &str) -> Result<RemoteAudio, MediaError> {
@@ -154,16 +164,14 @@ fn parse(text: &str) -> Result<RemoteAudio, MediaError> {
         .ok_or_else(|| MediaError::Sdp("no active audio m= line".into()))?;
     let port = u16::try_from(media.media_name.port.value)
         .map_err(|_| MediaError::Sdp(format!("audio port {} out of range", media.media_name.port.value)))?;
-    let conn = media
-        .connection_information
-        .as_ref()
-        .or(sd.connection_information.as_ref())
-        .and_then(|c| c.address.as_ref())
-        .ok_or_else(|| MediaError::Sdp("no connection address (c=)".into()))?;
-    let addr: IpAddr = conn
-        .address
-        .parse()
-        .map_err(|_| MediaError::Sdp(format!("connection address {:?} is not an IP address", conn.address)))?;
+    let addr = match media.connection_information.as_ref().or(sd.connection_information.as_ref()).and_then(|c| c.address.as_ref()) {
+        Some(conn) => Some(
+            conn.address
+                .parse::<IpAddr>()
+                .map_err(|_| MediaError::Sdp(format!("connection address {:?} is not an IP address", conn.address)))?,
+        ),
+        None => None,
+    };
     let rtpmaps = media.codecs();
     let mut codecs = Vec::new();
     let mut te_pt = None;
@@ -192,7 +200,7 @@ fn parse(text: &str) -> Result<RemoteAudio, MediaError> {
     let rtcp = media.attribute("rtcp").flatten().and_then(|v| {
         let mut it = v.split_whitespace();
         let p: u16 = it.next()?.parse().ok()?;
-        let a = it.nth(2).and_then(|a| a.parse().ok()).unwrap_or(addr);
+        let a = it.nth(2).and_then(|a| a.parse().ok()).or(addr)?;
         Some(SocketAddr::new(a, p))
     });
     let direction = ["sendonly", "recvonly", "inactive", "sendrecv"]

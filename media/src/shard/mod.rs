@@ -341,8 +341,12 @@ impl Shard {
         self.detach(agent_slot, now);
         let b = self.bridges.insert(BridgeState::new(bridge.id, cs, agent_slot));
         self.bridge_ids.insert(bridge.id, b);
-        self.legs[cs].bridge = Some((b, Role::Customer));
-        self.legs[agent_slot].bridge = Some((b, Role::Agent));
+        // The new partner's next packet is due within one packet time: hold our silence
+        // back for that long, so a re-point goes straight from one voice to the next.
+        for (slot, role) in [(cs, Role::Customer), (agent_slot, Role::Agent)] {
+            self.legs[slot].bridge = Some((b, role));
+            self.legs[slot].fed_at = Some(now);
+        }
         self.ctx.metrics.bridges.inc();
     }
 
@@ -429,6 +433,11 @@ impl Shard {
         if role == Role::Supervisor && br.mode.take().is_some() {
             self.ctx.metrics.supervised.dec();
         }
+        // Whoever this leg fed gets our silence from the next tick on, not after a gap.
+        for s in br.slots.into_iter().flatten() {
+            self.legs[s].fed_at = None;
+        }
+        self.legs[slot].fed_at = None;
     }
 
     fn end_bridge(&mut self, b: usize, now: Instant) {
@@ -437,6 +446,7 @@ impl Shard {
         self.bridge_ids.remove(&br.id);
         for slot in br.slots.into_iter().flatten() {
             self.legs[slot].bridge = None;
+            self.legs[slot].fed_at = None;
         }
         if br.mode.is_some() {
             self.ctx.metrics.supervised.dec();
