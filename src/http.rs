@@ -56,7 +56,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/cti/agent", get(crate::cti::agent_socket))
         .route("/cti/supervisor", get(crate::cti::supervisor::supervisor_socket))
-        .merge(crate::api::router());
+        .merge(crate::api::router())
+        .merge(crate::web::router());
     if state.config.metrics.enabled {
         router = router.route(&metrics_path, get(metrics));
     }

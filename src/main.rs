@@ -16,6 +16,7 @@ mod logging;
 mod metrics;
 mod serve;
 mod simulate;
+mod web;
 
 use std::process::ExitCode;
 

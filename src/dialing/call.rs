@@ -27,7 +27,7 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use super::Ctx;
 use super::campaign::{CampaignCtx, Report};
-use crate::cti::desk::{AgentCommand, DispositionCmd};
+use crate::cti::desk::{AgentCommand, CallSummary, DispositionCmd};
 use crate::cti::protocol::{AttemptInfo, CampaignInfo, LeadInfo, ScreenPop, ServerMsg, fill_script};
 
 /// Longest a call may wait for the AMD verdict before it is treated as a person.
@@ -77,6 +77,8 @@ struct Record {
     out: CallOutcome,
     dialled: Instant,
     answered: Option<Instant>,
+    /// Lead fields the agent edited on the call panel, saved with the outcome.
+    edits: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Record {
@@ -93,6 +95,7 @@ pub async fn run(ctx: Arc<Ctx>, camp: Arc<CampaignCtx>, claimed: Claimed, id: Ca
             out: CallOutcome { lead_id: claimed.lead.id, owner: ctx.node.clone(), phone: claimed.number.clone(), started_at: now_ms(), ..CallOutcome::default() },
             dialled: Instant::now(),
             answered: None,
+            edits: None,
         };
         let mut agent_done = None;
         if let Err(e) = ctx.hopper.mark_dialling(claimed.lead.id, &ctx.node, now_ms()).await {
@@ -300,7 +303,8 @@ async fn drive(
     rec.out.agent_id = Some(agent as i64);
     rec.out.outcome = "answered".into();
     let (cmd_tx, mut cmds) = mpsc::unbounded_channel();
-    ctx.desks.bind_call(agent, id, cmd_tx);
+    let summary = CallSummary { campaign_id: c.id, campaign: c.name.clone(), phone: claimed.number.clone(), connected_at: rec.out.connected_at.unwrap_or_default() };
+    ctx.desks.bind_call(agent, id, cmd_tx, summary);
     let mut recording = start_recording(ctx, c, &bridge, rec);
     let mut bridge = bridge;
     let mut masked: Option<tokio_util::sync::CancellationToken> = None;
@@ -378,7 +382,15 @@ async fn drive(
     }
     bridge.end();
     camp.reports.send(Report::Talk(rec.out.talk_s)).ok();
-    let wrap = Duration::from_secs(u64::from(s.wrap_up_s));
+    let mut wrap = Duration::from_secs(u64::from(s.wrap_up_s));
+    if !ctx.desks.online(agent) {
+        // Nobody is at the desktop to wrap up: the agent goes not ready as the call ends,
+        // never ready for a next call they cannot hear.
+        if let Err(e) = ctx.acd.force(agent, pacer_acd::AgentState::NotReady(pacer_acd::NotReadyReason::Disconnected)) {
+            warn!(agent, error = %e, "cannot put the disconnected agent not ready");
+        }
+        wrap = Duration::ZERO;
+    }
     if let Err(e) = ctx.acd.hangup(id, wrap) {
         warn!(agent, error = %e, "ACD refused the hang-up");
     }
@@ -487,7 +499,9 @@ async fn abandon(
 /// they do not, past the wrap-up and a grace period).
 async fn wrap_up(ctx: &Ctx, camp: &CampaignCtx, c: &Campaign, id: CallId, agent: AgentId, mut cmds: mpsc::UnboundedReceiver<AgentCommand>, rec: &mut Record) {
     let started = Instant::now();
-    if rec.out.disposition.is_none() {
+    if rec.out.disposition.is_none() && !ctx.desks.online(agent) {
+        tracing::info!(agent, "the agent's desktop is gone; the call keeps its system outcome");
+    } else if rec.out.disposition.is_none() {
         let limit = Duration::from_secs(u64::from(c.settings.wrap_up_s)) + DISPOSITION_GRACE;
         let deadline = started + limit;
         ctx.metrics.in_flight.with_label_values(&[&c.name, "wrap_up"]).inc();
@@ -520,6 +534,30 @@ fn apply_disposition(rec: &mut Record, d: DispositionCmd) {
         rec.out.notes = d.notes;
     }
     rec.out.callback = d.callback;
+    if d.fields.is_some() {
+        rec.edits = d.fields;
+    }
+}
+
+/// The agent's edits of the lead: `name` is the lead's name, other keys its custom fields
+/// (merged into the ones it has). A failure is logged; the call's outcome goes on.
+async fn save_edits(ctx: &Ctx, lead_id: i64, mut edits: serde_json::Map<String, serde_json::Value>) {
+    let name = match edits.remove("name") {
+        Some(serde_json::Value::String(n)) => Some(n),
+        _ => None,
+    };
+    edits.remove("phone");
+    let r = async {
+        let mut fields = ctx.store.lead(lead_id).await?.fields;
+        let changed = !edits.is_empty();
+        fields.extend(edits);
+        let edit = pacer_dialer::store::LeadEdit { name, fields: changed.then_some(fields), ..Default::default() };
+        ctx.store.edit_lead(lead_id, &edit).await
+    }
+    .await;
+    if let Err(e) = r {
+        warn!(lead = lead_id, error = %e, "the agent's edits of the lead cannot be saved");
+    }
 }
 
 /// The one transaction: attempt (CDR), recording path and lead. Retried until the store
@@ -529,6 +567,9 @@ async fn finish(ctx: &Ctx, camp: &CampaignCtx, id: CallId, mut rec: Record, agen
     rec.out.ended_at.get_or_insert_with(now_ms);
     let name = camp.campaign().name;
     let code = rec.out.disposition.clone().unwrap_or_else(|| rec.out.outcome.clone());
+    if let Some(edits) = rec.edits.take() {
+        save_edits(ctx, rec.out.lead_id, edits).await;
+    }
     let mut delay = Duration::from_millis(200);
     loop {
         let t = std::time::Instant::now();

@@ -59,6 +59,13 @@ impl Pacer {
         }
     }
 
+    /// Moves the lines logged so far into `log` (for a failure message).
+    pub fn drain_log(&mut self) {
+        while let Ok(l) = self.lines.try_recv() {
+            self.log.push(l);
+        }
+    }
+
     /// The HTTP address from the "listening" log line.
     pub fn http_addr(&mut self) -> SocketAddr {
         let line = self.wait_for_line("listening", Duration::from_secs(60));
