@@ -54,6 +54,30 @@ async fn recording_puts_each_party_on_its_own_channel() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_started_with_the_bridge_records_when_the_legs_were_on_two_shards() {
+    // Legs go to the shards in turn: the trunk and the agent land on different ones, so
+    // the bridge's join waits for the trunk to move while the recording starts.
+    let engine = engine(21900);
+    let (carrier, trunk) = (engine.rtp_endpoint().await.unwrap(), engine.rtp_endpoint().await.unwrap());
+    let (agent, phone) = (engine.rtp_endpoint().await.unwrap(), engine.rtp_endpoint().await.unwrap());
+    connect(&carrier, &trunk);
+    connect(&phone, &agent);
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        let bridge = engine.bridge(&trunk, &agent).unwrap();
+        let rec = bridge.record(dir.path().join(format!("call{i}.wav"))).unwrap();
+        carrier.play(&Prompt::tone(1000.0, 600)).await.unwrap();
+        let out = rec.stop().await.unwrap();
+        bridge.end();
+        let mut r = hound::WavReader::open(&out).unwrap();
+        let s: Vec<i16> = r.samples::<i16>().map(|x| x.unwrap()).collect();
+        let left = channel(&s, 0);
+        assert!(left.len() > 3000, "call {i}: only {} frames recorded", left.len());
+        assert!(has_tone(&left[left.len() / 4..], 1000.0), "call {i}: the customer's tone is not recorded");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dtmf_is_reported_and_passed_through_the_bridge() {
     let engine = engine(21500);
     let (carrier, trunk) = (engine.rtp_endpoint().await.unwrap(), engine.rtp_endpoint().await.unwrap());

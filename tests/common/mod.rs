@@ -68,7 +68,13 @@ impl Pacer {
 
     /// The HTTP address from the "listening" log line.
     pub fn http_addr(&mut self) -> SocketAddr {
-        let line = self.wait_for_line("listening", Duration::from_secs(60));
+        // Other parts (SIP, media) may say "listening" first: the HTTP line has the URL.
+        let line = loop {
+            let line = self.wait_for_line("listening", Duration::from_secs(60));
+            if line.contains("http://") {
+                break line;
+            }
+        };
         let at = line.find("http://").expect("url in the listening line") + "http://".len();
         let rest = &line[at..];
         let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == ':' || c == '[' || c == ']')).unwrap_or(rest.len());

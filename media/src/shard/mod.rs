@@ -65,6 +65,14 @@ pub(crate) enum Cmd {
 }
 
 impl Cmd {
+    /// The bridge a command acts on once it exists (not the join that creates it).
+    fn joining_bridge(&self) -> Option<u64> {
+        match self {
+            Cmd::Unjoin { bridge } | Cmd::Supervise { bridge, .. } | Cmd::Unsupervise { bridge } | Cmd::Record { bridge, .. } | Cmd::RecordCtl { bridge, .. } => Some(bridge.id),
+            _ => None,
+        }
+    }
+
     /// The leg that must live on the shard that runs this command.
     fn target(&self) -> Option<&Arc<LegShared>> {
         match self {
@@ -157,6 +165,10 @@ pub(crate) struct Shard {
     ids: HashMap<u64, usize>,
     bridges: Slab<BridgeState>,
     bridge_ids: HashMap<u64, usize>,
+    /// Commands for bridges whose join waits for the customer's leg to move here: they
+    /// run once the bridge exists (a recording started right after the bridge would
+    /// otherwise find no bridge and close its file empty).
+    joining: HashMap<u64, Vec<Cmd>>,
     counters: ShardCounters,
     bufs: Option<Box<packet::RecvBufs>>,
     scratch: Box<packet::Scratch>,
@@ -175,6 +187,7 @@ impl Shard {
             ids: HashMap::new(),
             bridges: Slab::new(),
             bridge_ids: HashMap::new(),
+            joining: HashMap::new(),
             counters: ShardCounters::default(),
             bufs: Some(packet::RecvBufs::new()),
             scratch: packet::Scratch::new(),
@@ -232,6 +245,20 @@ impl Shard {
         {
             let t = t.clone();
             return self.reroute(&t, cmd, hops);
+        }
+        if let Some(id) = cmd.joining_bridge()
+            && !self.bridge_ids.contains_key(&id)
+            && let Some(queue) = self.joining.get_mut(&id)
+        {
+            if matches!(cmd, Cmd::Unjoin { .. }) {
+                // Ended before it was joined: what waited runs against no bridge.
+                for c in self.joining.remove(&id).unwrap_or_default() {
+                    self.handle(c, 0, now);
+                }
+            } else {
+                queue.push(cmd);
+            }
+            return;
         }
         match cmd {
             Cmd::Add { leg, then } => {
@@ -323,10 +350,14 @@ impl Shard {
 
     fn join(&mut self, bridge: Arc<BridgeShared>, customer: Arc<LegShared>, now: Instant) {
         if bridge.ended.load(SeqCst) {
+            for c in self.joining.remove(&bridge.id).unwrap_or_default() {
+                self.handle(c, 0, now);
+            }
             return;
         }
         let Some(&cs) = self.ids.get(&customer.id) else {
             // Bring the customer here first; the join runs again once it has arrived.
+            self.joining.entry(bridge.id).or_default();
             let to = self.index;
             let then = Box::new(Cmd::Join { bridge, customer: customer.clone() });
             return self.ctx.send_to_leg(&customer, Cmd::Move { leg: customer.clone(), to, then });
@@ -334,6 +365,9 @@ impl Shard {
         let agent_slot = self.ids[&bridge.anchor.id];
         if cs == agent_slot {
             tracing::warn!(leg = customer.id, "a leg cannot be bridged to itself");
+            for c in self.joining.remove(&bridge.id).unwrap_or_default() {
+                self.handle(c, 0, now);
+            }
             return;
         }
         // Re-pointing: a leg in another bridge leaves it (its old partner hears silence).
@@ -348,6 +382,9 @@ impl Shard {
             self.legs[slot].fed_at = Some(now);
         }
         self.ctx.metrics.bridges.inc();
+        for c in self.joining.remove(&bridge.id).unwrap_or_default() {
+            self.handle(c, 0, now);
+        }
     }
 
     fn supervise(&mut self, bridge: Arc<BridgeShared>, sup: Arc<LegShared>, mode: SupervisorMode, now: Instant) {
