@@ -374,6 +374,7 @@ fn agent_takes_a_call_hears_and_is_heard_and_dispositions() {
     // the agent's tone.
     assert_tone(&r["heard"], CUSTOMER_HZ, "the agent's page");
     assert_tone(&r["sent"], AGENT_HZ, "the agent's microphone");
+    assert_eq!(r["dtmf_error"], "", "the keypad's digit was refused: {r}");
     assert_eq!(r["wrap_state"], "Wrap-up", "{r}");
     assert!(r["saved"].as_str().unwrap().starts_with("Saved"), "{r}");
     assert_eq!(r["errors"], "", "the page showed an error: {r}");
@@ -454,7 +455,8 @@ fn supervisor_listens_to_a_live_call_and_hears_both_sides() {
     assert_tone(heard, CUSTOMER_HZ, "the supervisor (customer's side)");
     assert_tone(heard, AGENT_HZ, "the supervisor (agent's side)");
     let level = |hz: f64| heard["at"][format!("{}", hz as i64)].as_f64().unwrap();
-    assert!(level(SUPERVISOR_HZ) < level(AGENT_HZ) - 40.0, "a listening supervisor does not hear their own microphone: {heard}");
+    let floor = heard["floor"].as_f64().unwrap();
+    assert!(level(SUPERVISOR_HZ) < floor + 15.0, "a listening supervisor does not hear their own microphone: {heard}");
     let row: Vec<&str> = r["floor"]["row"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!((row[0], row[1], row[3], row[4]), ("ann", "On call", "Renewals", "+12125550142"), "{r}");
     assert!(r["floor"]["listening"].as_str().unwrap().starts_with("listen · ann"), "{r}");

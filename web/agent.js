@@ -279,7 +279,9 @@ function render() {
   $('phone').textContent = phoneUp ? 'Disconnect softphone' : phone.state === 'connecting' ? 'Connecting…' : 'Connect softphone';
   $('phone').disabled = phone.state === 'connecting' || !online;
   $('phone').className = phoneUp ? '' : 'primary';
-  $('ready').disabled = !online || !phoneUp || !(st === 'not_ready' || st === 'logged_out');
+  // From wrap-up, ready ends it early: once the call is dispositioned, not before.
+  const canReady = st === 'not_ready' || st === 'logged_out' || (st === 'wrap_up' && (desk.saved || !desk.callId));
+  $('ready').disabled = !online || !phoneUp || !canReady;
   $('not-ready').disabled = !online || !st || st === 'logged_out';
   const inCall = !!desk.callId;
   $('call-idle').classList.toggle('hidden', inCall);

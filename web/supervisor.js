@@ -134,7 +134,7 @@ function render() {
           el('dt', {}, 'Abandon 30 days'), el('dd', { class: c.abandon_rate_30d > 0.03 ? 'warn' : '' }, pct(c.abandon_rate_30d)),
           el('dt', {}, 'Occupancy today'), el('dd', {}, pct(c.occupancy_today)),
         ),
-        c.reason ? el('div', { class: 'muted', style: 'margin-top:6px' }, c.reason.replace(/_/g, ' ')) : null,
+        c.reason ? el('div', { class: 'muted', style: 'margin-top:6px' }, `pacing: ${c.reason.replace(/_/g, ' ')}`) : null,
       );
     }),
   );

@@ -19,7 +19,7 @@ async function browser(wav) {
   const ctx = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
-    viewport: { width: 1280, height: 860 },
+    viewport: { width: 1280, height: 1000 },
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
@@ -87,6 +87,8 @@ async function call() {
   // The agent edits a field, schedules a callback and takes notes while talking.
   await page.fill('#fields input[data-field="plan"]', 'Platinum');
   await page.click('#pad button[data-digit="5"]');
+  await page.waitForTimeout(300);
+  const dtmf_error = await page.evaluate(() => document.getElementById('desk-error').textContent);
   await page.selectOption('#dispo-code', 'call_back');
   await page.fill('#cb-at', opts.callback_at);
   await page.check('#cb-mine');
@@ -101,7 +103,7 @@ async function call() {
   const saved = await page.evaluate(() => document.getElementById('dispo-done').textContent);
   const errors = await page.evaluate(() => document.getElementById('desk-error').textContent);
   log('disposition', saved);
-  return { pop, heard, sent, wrap_state: wrap, saved, errors };
+  return { pop, heard, sent, dtmf_error, wrap_state: wrap, saved, errors };
 }
 
 async function close() {
