@@ -439,6 +439,26 @@ fn closing_the_page_mid_call_keeps_the_call_and_puts_the_agent_not_ready() {
 }
 
 #[test]
+fn a_page_reloaded_mid_call_gets_the_screen_pop_and_the_audio_back() {
+    if !peers_or_skip() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut sipp = Sipp::start("carrier_tone.xml", &[]);
+    let mut f = floor(sipp.port, 46_600, 60);
+    let r = f.browser("reload", json!({}));
+    assert_eq!(r["before"], r["after"], "the same screen pop after the reload: {r}");
+    assert_eq!(r["after"]["state"], "On call", "{r}");
+    assert_tone(&r["heard_before"], CUSTOMER_HZ, "the agent's page");
+    // The new softphone's leg took over the call's audio.
+    assert_tone(&r["heard_after"], CUSTOMER_HZ, "the reloaded page");
+    sipp.assert_passed(Duration::from_secs(10));
+    let a = f.attempt(Duration::from_secs(10));
+    assert_eq!((a["disposition"].as_str(), a["agent_id"].as_i64()), (Some("sale"), Some(f.agent_id)), "{a}");
+    f.pacer.terminate(Duration::from_secs(20));
+}
+
+#[test]
 fn supervisor_listens_to_a_live_call_and_hears_both_sides() {
     if !peers_or_skip() {
         return;

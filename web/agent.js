@@ -114,6 +114,11 @@ cti.on('state', (m) => {
       if (desk.callId !== id && desk.state?.call_id === id) startCall({ call_id: id, lead: null });
     }, 1500);
   }
+  if (m.state === 'wrap_up' && desk.callId && !desk.ended) {
+    // The call ended while this page was away (its call_ended went nowhere).
+    desk.ended = true;
+    $('call-status').textContent = 'ended';
+  }
   if (was !== m.state && (m.state === 'ready' || m.state === 'not_ready')) {
     if (desk.saved || !desk.callId) clearCall();
     loadStats();
@@ -124,7 +129,11 @@ cti.on('state', (m) => {
 cti.on('error', (m) => say(m.message));
 
 // ---- the call ----
-cti.on('call', (pop) => startCall(pop));
+cti.on('call', (pop) => {
+  // The same pop again (the socket came back): keep what the agent has typed.
+  if (desk.pop && desk.pop.call_id === pop.call_id) return;
+  startCall(pop);
+});
 
 function startCall(pop) {
   desk.pop = pop.lead ? pop : null;

@@ -53,6 +53,8 @@ struct Desk {
     leg: Option<Endpoint>,
     desktop: Option<(u64, mpsc::UnboundedSender<ServerMsg>)>,
     call: Option<(CallId, mpsc::UnboundedSender<AgentCommand>, CallSummary)>,
+    /// The current call's screen pop, sent again to a desktop that comes back mid-call.
+    pop: Option<ServerMsg>,
 }
 
 /// Every agent's desk. One per server.
@@ -72,7 +74,7 @@ impl Desks {
     pub fn attach(&self, agent: AgentId, username: &str, tx: mpsc::UnboundedSender<ServerMsg>) -> u64 {
         let generation = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         self.with(|m| {
-            let desk = m.entry(agent).or_insert_with(|| Desk { username: username.to_string(), leg: None, desktop: None, call: None });
+            let desk = m.entry(agent).or_insert_with(|| Desk { username: username.to_string(), leg: None, desktop: None, call: None, pop: None });
             desk.desktop = Some((generation, tx));
         });
         generation
@@ -149,6 +151,21 @@ impl Desks {
         });
     }
 
+    /// Sends the screen pop of `call` and keeps it while the call is the agent's.
+    pub fn pop(&self, agent: AgentId, call: CallId, pop: ServerMsg) {
+        self.with(|m| {
+            if let Some(d) = m.get_mut(&agent).filter(|d| d.call.as_ref().is_some_and(|(c, _, _)| *c == call)) {
+                d.pop = Some(pop.clone());
+            }
+        });
+        self.send(agent, pop);
+    }
+
+    /// The current call's screen pop (for a desktop that reconnected).
+    pub fn current_pop(&self, agent: AgentId) -> Option<ServerMsg> {
+        self.with(|m| m.get(&agent).and_then(|d| d.pop.clone()))
+    }
+
     /// The agent's current call as the floor shows it.
     pub fn call_summary(&self, agent: AgentId) -> Option<(CallId, CallSummary)> {
         self.with(|m| m.get(&agent).and_then(|d| d.call.as_ref().map(|(c, _, s)| (*c, s.clone()))))
@@ -159,6 +176,7 @@ impl Desks {
         self.with(|m| {
             if let Some(d) = m.get_mut(&agent).filter(|d| d.call.as_ref().is_some_and(|(c, _, _)| *c == call)) {
                 d.call = None;
+                d.pop = None;
             }
         });
     }

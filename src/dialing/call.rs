@@ -308,7 +308,7 @@ async fn drive(
     let mut recording = start_recording(ctx, c, &bridge, rec);
     let mut bridge = bridge;
     let mut masked: Option<tokio_util::sync::CancellationToken> = None;
-    ctx.desks.send(agent, ServerMsg::Call(Box::new(screen_pop(ctx, c, claimed, id, machine, rec.out.connected_at.unwrap_or_default()).await)));
+    ctx.desks.pop(agent, id, ServerMsg::Call(Box::new(screen_pop(ctx, c, claimed, id, machine, rec.out.connected_at.unwrap_or_default()).await)));
     ctx.metrics.in_flight.with_label_values(&[&c.name, "connected"]).inc();
     // The conversation, until either side hangs up.
     let by = loop {

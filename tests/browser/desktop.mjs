@@ -1,7 +1,8 @@
 // Drives pacer's own pages in headless Chromium (the system's binary) for tests/desktop.rs.
 // Usage: node desktop.mjs SCENARIO '{"base": "http://…", …}'
 // Scenarios: call (agent takes a call, both directions of audio, disposition),
-// close (the agent's page goes away mid-call), supervise (a supervisor listens).
+// close (the agent's page goes away mid-call), reload (it comes back mid-call),
+// supervise (a supervisor listens).
 // Prints one JSON line with what the pages showed and measured; progress goes to stderr.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -116,6 +117,29 @@ async function close() {
   return { pop, heard, closed_at: Date.now() };
 }
 
+async function reload() {
+  const page = await readyAgent();
+  const before = await screenPop(page);
+  const heard_before = await measure(page, 'pacerDesk', [opts.customer_hz]);
+  log('reloading the page mid-call');
+  await page.reload();
+  await page.fill('#login-user', opts.agent);
+  await page.fill('#login-pass', opts.agent_password);
+  await page.click('#login-go');
+  const after = await screenPop(page);
+  await page.click('#phone');
+  await page.waitForFunction(() => document.getElementById('phone-state').textContent === 'softphone connected', null, { timeout: 20000 });
+  await page.waitForTimeout(500);
+  const heard_after = await measure(page, 'pacerDesk', [opts.customer_hz]);
+  log('heard before', JSON.stringify(heard_before), 'after', JSON.stringify(heard_after));
+  await page.click('#hangup');
+  await page.waitForFunction(() => window.pacerDesk.desk.ended, null, { timeout: 10000 });
+  await page.selectOption('#dispo-code', 'sale');
+  await page.click('#dispo-save');
+  await page.waitForFunction(() => document.getElementById('dispo-done').textContent.startsWith('Saved'), null, { timeout: 15000 });
+  return { before, after, heard_before, heard_after };
+}
+
 async function supervise() {
   const agent = await readyAgent();
   const sup = await browser(opts.supervisor_mic);
@@ -156,7 +180,7 @@ const guard = setTimeout(() => {
 }, opts.timeout_ms || 90000);
 let result;
 try {
-  const run = { call, close, supervise }[scenario];
+  const run = { call, close, reload, supervise }[scenario];
   if (!run) throw new Error(`unknown scenario ${scenario}`);
   result = await run();
 } catch (e) {
