@@ -1,7 +1,7 @@
 // The agent desktop: log in on the CTI socket, connect the softphone once (the persistent
 // media leg), go ready, take screen pops, control the call, disposition, see today's
 // figures. The server owns every state; this page shows what it is told.
-import { CtiSocket, Softphone, clock, el, STATE_LABELS } from './cti.js';
+import { CtiSocket, Softphone, clock, el, loginForm, meterWidth, STATE_LABELS } from './cti.js';
 
 const $ = (id) => document.getElementById(id);
 const cti = new CtiSocket('/cti/agent');
@@ -25,23 +25,10 @@ function say(text) {
 }
 
 // ---- login ----
-$('login').addEventListener('submit', async (e) => {
-  e.preventDefault();
-  $('login-error').textContent = '';
-  $('login-go').disabled = true;
-  try {
-    const hello = await cti.login($('login-user').value.trim(), $('login-pass').value);
-    loggedIn(hello);
-  } catch (err) {
-    $('login-error').textContent = err.message;
-  } finally {
-    $('login-go').disabled = false;
-  }
-});
+loginForm(cti, loggedIn);
 
 function loggedIn(m) {
   desk.me = m;
-  $('login').classList.add('hidden');
   $('desk').classList.remove('hidden');
   $('who').textContent = `${m.name || m.username} (${m.username})`;
   $('reason').replaceChildren(...m.reasons.map((r) => el('option', { value: r }, r.replace(/_/g, ' '))));
@@ -87,9 +74,8 @@ phone.addEventListener('state', (e) => {
   render();
 });
 phone.addEventListener('levels', (e) => {
-  const pct = (v) => `${Math.min(100, Math.round(Math.sqrt(v) * 180))}%`;
-  $('mic-level').style.width = pct(e.detail.mic);
-  $('spk-level').style.width = pct(e.detail.speaker);
+  $('mic-level').style.width = meterWidth(e.detail.mic);
+  $('spk-level').style.width = meterWidth(e.detail.speaker);
 });
 
 // ---- states ----

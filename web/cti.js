@@ -281,6 +281,31 @@ export class Softphone extends EventTarget {
   }
 }
 
+/** Wires the page's login form (#login, #login-user, #login-pass, #login-go,
+ * #login-error) to `cti.login`; `onLoggedIn(reply)` runs once the server accepts. */
+export function loginForm(cti, onLoggedIn) {
+  const $ = (id) => document.getElementById(id);
+  $('login').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    $('login-error').textContent = '';
+    $('login-go').disabled = true;
+    try {
+      const hello = await cti.login($('login-user').value.trim(), $('login-pass').value);
+      $('login').classList.add('hidden');
+      onLoggedIn(hello);
+    } catch (err) {
+      $('login-error').textContent = err.message;
+    } finally {
+      $('login-go').disabled = false;
+    }
+  });
+}
+
+/** A level meter's width for an RMS level (0..1), on a rough loudness scale. */
+export function meterWidth(rms) {
+  return `${Math.min(100, Math.round(Math.sqrt(rms) * 180))}%`;
+}
+
 /** "m:ss" (or "h:mm:ss") from milliseconds. */
 export function clock(ms) {
   const t = Math.max(0, Math.floor(ms / 1000));

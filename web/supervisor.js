@@ -1,6 +1,6 @@
 // The supervisor's floor: every agent's state live, each running campaign's figures, and
 // listen / whisper / barge on an agent's call over the supervisor's own media leg.
-import { CtiSocket, Softphone, clock, el, STATE_LABELS } from './cti.js';
+import { CtiSocket, Softphone, clock, el, loginForm, meterWidth, STATE_LABELS } from './cti.js';
 
 const $ = (id) => document.getElementById(id);
 const cti = new CtiSocket('/cti/supervisor');
@@ -13,21 +13,10 @@ function say(text) {
   $('floor-error').textContent = text || '';
 }
 
-$('login').addEventListener('submit', async (e) => {
-  e.preventDefault();
-  $('login-error').textContent = '';
-  $('login-go').disabled = true;
-  try {
-    const hello = await cti.login($('login-user').value.trim(), $('login-pass').value);
-    $('login').classList.add('hidden');
-    $('floor').classList.remove('hidden');
-    $('who').textContent = `${hello.username} (${hello.role})`;
-    render();
-  } catch (err) {
-    $('login-error').textContent = err.message;
-  } finally {
-    $('login-go').disabled = false;
-  }
+loginForm(cti, (hello) => {
+  $('floor').classList.remove('hidden');
+  $('who').textContent = `${hello.username} (${hello.role})`;
+  render();
 });
 
 cti.on('closed', () => {
@@ -90,7 +79,7 @@ phone.addEventListener('state', (e) => {
   render();
 });
 phone.addEventListener('levels', (e) => {
-  $('spk-level').style.width = `${Math.min(100, Math.round(Math.sqrt(e.detail.speaker) * 180))}%`;
+  $('spk-level').style.width = meterWidth(e.detail.speaker);
 });
 
 async function listen(agentId, mode) {
