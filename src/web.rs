@@ -3,7 +3,8 @@
 //!
 //! They are plain HTML, CSS and ES modules from `web/` with no build step: each file is
 //! included at compile time and served with its content type. `no-cache` makes browsers
-//! revalidate, so an upgraded server never runs with an older page's script.
+//! fetch them again on every load, so an upgraded server never runs an older page's
+//! script (they are a few kilobytes).
 
 use axum::Router;
 use axum::extract::Path;

@@ -378,6 +378,8 @@ fn agent_takes_a_call_hears_and_is_heard_and_dispositions() {
     assert_eq!(r["wrap_state"], "Wrap-up", "{r}");
     assert!(r["saved"].as_str().unwrap().starts_with("Saved"), "{r}");
     assert_eq!(r["errors"], "", "the page showed an error: {r}");
+    assert_eq!(r["logged_out"], true, "{r}");
+    assert_eq!(f.agent_row(), Value::Null, "a logged-out agent leaves the floor");
     sipp.assert_passed(Duration::from_secs(10));
 
     // The disposition, notes, callback and edited field are in the database.

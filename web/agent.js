@@ -16,6 +16,7 @@ const desk = {
   saved: false,
   held: false,
   muted: false,
+  leaving: false,
 };
 // For tests and for a look from the browser console.
 window.pacerDesk = { desk, phone, cti };
@@ -48,6 +49,13 @@ cti.on('reconnected', (m) => {
   render();
 });
 cti.on('closed', () => {
+  if (desk.leaving) {
+    cti.close();
+    phone.wanted = false;
+    phone.hangup();
+    location.reload();
+    return;
+  }
   if (cti.wanted) $('link').textContent = 'connection lost, reconnecting…';
   render();
 });
@@ -81,12 +89,9 @@ phone.addEventListener('levels', (e) => {
 // ---- states ----
 $('ready').addEventListener('click', () => cti.send({ type: 'ready' }));
 $('not-ready').addEventListener('click', () => cti.send({ type: 'not_ready', reason: $('reason').value }));
-$('logout').addEventListener('click', async () => {
-  cti.send({ type: 'logout' });
-  phone.wanted = false;
-  phone.hangup();
-  cti.close();
-  location.reload();
+// The server closes the socket once the agent is logged out (or answers `refused`).
+$('logout').addEventListener('click', () => {
+  desk.leaving = cti.send({ type: 'logout' });
 });
 
 cti.on('state', (m) => {
@@ -112,7 +117,10 @@ cti.on('state', (m) => {
   render();
 });
 
-cti.on('error', (m) => say(m.message));
+cti.on('error', (m) => {
+  desk.leaving = false;
+  say(m.message);
+});
 
 // ---- the call ----
 cti.on('call', (pop) => {
@@ -278,6 +286,7 @@ function render() {
   const canReady = st === 'not_ready' || st === 'logged_out' || (st === 'wrap_up' && (desk.saved || !desk.callId));
   $('ready').disabled = !online || !phoneUp || !canReady;
   $('not-ready').disabled = !online || !st || st === 'logged_out';
+  $('logout').disabled = !online || st === 'reserved' || st === 'on_call';
   const inCall = !!desk.callId;
   $('call-idle').classList.toggle('hidden', inCall);
   $('call-body').classList.toggle('hidden', !inCall);

@@ -104,7 +104,11 @@ async function call() {
   const saved = await page.evaluate(() => document.getElementById('dispo-done').textContent);
   const errors = await page.evaluate(() => document.getElementById('desk-error').textContent);
   log('disposition', saved);
-  return { pop, heard, sent, dtmf_error, wrap_state: wrap, saved, errors };
+  // Logging out: the server closes the socket, the page goes back to its login form.
+  await page.click('#logout');
+  await page.waitForSelector('#login:not(.hidden)', { timeout: 10000 });
+  await page.waitForSelector('#desk.hidden', { state: 'attached', timeout: 10000 });
+  return { pop, heard, sent, dtmf_error, wrap_state: wrap, saved, errors, logged_out: true };
 }
 
 async function close() {
