@@ -210,10 +210,23 @@ $('dispo-code').addEventListener('change', () => {
   if (opt?.dataset.callback) {
     $('cb-on').checked = true;
     $('cb-box').classList.remove('hidden');
+    suggestCallback();
   }
   render();
 });
-$('cb-on').addEventListener('change', () => $('cb-box').classList.toggle('hidden', !$('cb-on').checked));
+$('cb-on').addEventListener('change', () => {
+  $('cb-box').classList.toggle('hidden', !$('cb-on').checked);
+  suggestCallback();
+});
+
+// A callback starts out tomorrow at this hour; the agent changes it as agreed.
+function suggestCallback() {
+  if (!$('cb-on').checked || $('cb-at').value) return;
+  const t = new Date(Date.now() + 86400000);
+  t.setMinutes(0, 0, 0);
+  const pad = (n) => String(n).padStart(2, '0');
+  $('cb-at').value = `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())}T${pad(t.getHours())}:00`;
+}
 
 $('dispo-form').addEventListener('submit', (e) => {
   e.preventDefault();

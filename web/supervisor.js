@@ -101,6 +101,7 @@ function render() {
   const online = !!cti.ws;
   $('phone').textContent = phone.state === 'connected' ? 'Disconnect audio' : phone.state === 'connecting' ? 'Connecting…' : 'Connect audio';
   $('phone').disabled = !online || phone.state === 'connecting';
+  $('phone').className = phone.state === 'connected' ? '' : 'primary';
   const who = floor.listening != null ? floor.agents.get(floor.listening) : null;
   $('listening').textContent = floor.listening != null ? `${floor.mode} · ${who ? who.username : 'agent ' + floor.listening}` : 'not listening';
   $('listening').className = floor.listening != null ? 'notice' : 'muted';
