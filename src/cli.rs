@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pacer_config::Config;
 use pacer_dialer::import::{ImportOptions, Mapping, import_csv};
-use pacer_dialer::store::{Store, StoreOptions};
+use pacer_dialer::store::{Role, Store, StoreOptions};
 
 /// Pacer: outbound predictive dialer and CTI softswitch.
 #[derive(Debug, Parser)]
@@ -59,6 +59,30 @@ enum Command {
         config: Option<PathBuf>,
         /// The CSV file (UTF-8, with or without BOM; `,` or `;` separated).
         file: PathBuf,
+    },
+    /// Manage the users of the supervisor page and the API (agents are created through
+    /// `POST /api/v1/agents`).
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user; prints it as one JSON line.
+    Add {
+        #[arg(long)]
+        username: String,
+        /// supervisor, manager or admin.
+        #[arg(long)]
+        role: String,
+        /// Read the password from the first line of standard input (never from the
+        /// command line, where other users of the machine could read it).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long, short, env = "PACER_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -122,6 +146,30 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::Ok(report)
             })?;
             println!("{}", serde_json::to_string(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User { action: UserCommand::Add { username, role, password_stdin: _, config } } => {
+            let role = match Role::parse(&role) {
+                Some(Role::Agent) => anyhow::bail!("--role agent: agents are created with POST /api/v1/agents"),
+                Some(r) => r,
+                None => anyhow::bail!("--role {role:?}: supervisor, manager or admin"),
+            };
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password).context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(password.chars().count() >= 8, "the password (standard input): at least 8 characters");
+            let cfg = load(config.as_deref())?;
+            crate::logging::init(&cfg.logging)?;
+            let user = runtime()?.block_on(async {
+                let store = open_store(&cfg).await?;
+                if cfg.database.migrate_on_start {
+                    store.migrate().await.context("applying migrations")?;
+                }
+                let user = store.create_user(&username, role, &crate::auth::hash_password(password)).await.with_context(|| format!("--username {username}"));
+                store.close().await;
+                user
+            })?;
+            println!("{}", serde_json::json!({"id": user.id, "username": user.username, "role": user.role.as_str()}));
             Ok(ExitCode::SUCCESS)
         }
     }

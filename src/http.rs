@@ -59,7 +59,8 @@ pub fn router(state: AppState) -> Router {
         .route("/cti/agent", get(crate::cti::agent_socket))
         .route("/cti/supervisor", get(crate::cti::supervisor::supervisor_socket))
         .route("/recordings/{id}", get(crate::recordings::get))
-        .merge(crate::api::router());
+        .merge(crate::api::router())
+        .merge(crate::web::router());
     if state.config.metrics.enabled {
         router = router.route(&metrics_path, get(metrics));
     }

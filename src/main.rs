@@ -17,6 +17,7 @@ mod metrics;
 mod recordings;
 mod serve;
 mod simulate;
+mod web;
 mod webhooks;
 
 use std::process::ExitCode;

@@ -152,3 +152,40 @@ fn simulate_from_campaign_explains_what_is_missing() {
     let out = run(&[]);
     assert!(!out.status.success(), "neither --scenario nor --from-campaign");
 }
+
+#[test]
+fn user_add_creates_a_supervisor_and_refuses_bad_input() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let add = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(PACER)
+            .args(["user", "add"])
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("PACER_CONFIG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, out, err) = add(&["--username", "sue", "--role", "supervisor", "--password-stdin"], "correct horse\n");
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((v["username"].as_str(), v["role"].as_str()), (Some("sue"), Some("supervisor")), "{out}");
+    for (args, stdin, says) in [
+        (&["--username", "sue", "--role", "supervisor", "--password-stdin"][..], "another password\n", "user"),
+        (&["--username", "bob", "--role", "boss", "--password-stdin"][..], "correct horse\n", "--role"),
+        (&["--username", "bob", "--role", "agent", "--password-stdin"][..], "correct horse\n", "/api/v1/agents"),
+        (&["--username", "bob", "--role", "admin", "--password-stdin"][..], "short\n", "at least 8"),
+        (&["--username", "bad name", "--role", "admin", "--password-stdin"][..], "correct horse\n", "--username"),
+        (&["--username", "bob", "--role", "admin"][..], "correct horse\n", "--password-stdin"),
+    ] {
+        let (ok, _, err) = add(args, stdin);
+        assert!(!ok, "{args:?} succeeded");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

@@ -63,7 +63,13 @@ fn serve_without_config_is_healthy_ready_and_exports_valid_metrics() {
 fn json_logs_on_request() {
     let dir = tempfile::tempdir().unwrap();
     let mut pacer = Pacer::start(dir.path(), &["serve"], &[("PACER_HTTP__LISTEN", "127.0.0.1:0"), ("PACER_LOGGING__FORMAT", "json")]);
-    let line = pacer.wait_for_line("listening", Duration::from_secs(60));
+    // The SIP gateway says "listening" too; the HTTP line carries the URL.
+    let line = loop {
+        let line = pacer.wait_for_line("listening", Duration::from_secs(60));
+        if line.contains("http://") {
+            break line;
+        }
+    };
     let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     assert_eq!(v["level"], "INFO");
     assert!(v["url"].as_str().unwrap().starts_with("http://127.0.0.1:"));

@@ -37,11 +37,24 @@ pub struct DispositionCmd {
     pub fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// What the supervisor's floor shows of an agent's current call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallSummary {
+    pub campaign_id: i64,
+    pub campaign: String,
+    /// The customer's number.
+    pub phone: String,
+    /// When the customer was connected (Unix ms).
+    pub connected_at: i64,
+}
+
 struct Desk {
     username: String,
     leg: Option<Endpoint>,
     desktop: Option<(u64, mpsc::UnboundedSender<ServerMsg>)>,
-    call: Option<(CallId, mpsc::UnboundedSender<AgentCommand>)>,
+    call: Option<(CallId, mpsc::UnboundedSender<AgentCommand>, CallSummary)>,
+    /// The current call's screen pop, sent again to a desktop that comes back mid-call.
+    pop: Option<ServerMsg>,
 }
 
 /// Every agent's desk. One per server.
@@ -61,7 +74,7 @@ impl Desks {
     pub fn attach(&self, agent: AgentId, username: &str, tx: mpsc::UnboundedSender<ServerMsg>) -> u64 {
         let generation = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         self.with(|m| {
-            let desk = m.entry(agent).or_insert_with(|| Desk { username: username.to_string(), leg: None, desktop: None, call: None });
+            let desk = m.entry(agent).or_insert_with(|| Desk { username: username.to_string(), leg: None, desktop: None, call: None, pop: None });
             desk.desktop = Some((generation, tx));
         });
         generation
@@ -130,32 +143,53 @@ impl Desks {
     }
 
     /// The agent's commands go to this call's actor from now on.
-    pub fn bind_call(&self, agent: AgentId, call: CallId, tx: mpsc::UnboundedSender<AgentCommand>) {
+    pub fn bind_call(&self, agent: AgentId, call: CallId, tx: mpsc::UnboundedSender<AgentCommand>, summary: CallSummary) {
         self.with(|m| {
             if let Some(d) = m.get_mut(&agent) {
-                d.call = Some((call, tx));
+                d.call = Some((call, tx, summary));
             }
         });
+    }
+
+    /// Sends the screen pop of `call` and keeps it while the call is the agent's.
+    pub fn pop(&self, agent: AgentId, call: CallId, pop: ServerMsg) {
+        self.with(|m| {
+            if let Some(d) = m.get_mut(&agent).filter(|d| d.call.as_ref().is_some_and(|(c, _, _)| *c == call)) {
+                d.pop = Some(pop.clone());
+            }
+        });
+        self.send(agent, pop);
+    }
+
+    /// The current call's screen pop (for a desktop that reconnected).
+    pub fn current_pop(&self, agent: AgentId) -> Option<ServerMsg> {
+        self.with(|m| m.get(&agent).and_then(|d| d.pop.clone()))
+    }
+
+    /// The agent's current call as the floor shows it.
+    pub fn call_summary(&self, agent: AgentId) -> Option<(CallId, CallSummary)> {
+        self.with(|m| m.get(&agent).and_then(|d| d.call.as_ref().map(|(c, _, s)| (*c, s.clone()))))
     }
 
     /// The call is settled: its actor takes no more commands.
     pub fn unbind_call(&self, agent: AgentId, call: CallId) {
         self.with(|m| {
-            if let Some(d) = m.get_mut(&agent).filter(|d| d.call.as_ref().is_some_and(|(c, _)| *c == call)) {
+            if let Some(d) = m.get_mut(&agent).filter(|d| d.call.as_ref().is_some_and(|(c, _, _)| *c == call)) {
                 d.call = None;
+                d.pop = None;
             }
         });
     }
 
     /// The call the agent's commands go to now.
     pub fn current_call(&self, agent: AgentId) -> Option<CallId> {
-        self.with(|m| m.get(&agent).and_then(|d| d.call.as_ref().map(|(c, _)| *c)))
+        self.with(|m| m.get(&agent).and_then(|d| d.call.as_ref().map(|(c, _, _)| *c)))
     }
 
     /// Forwards a command to the agent's call actor; `Err` when the agent has no call.
     pub fn command(&self, agent: AgentId, cmd: AgentCommand) -> Result<(), AgentCommand> {
         self.with(|m| match m.get(&agent).and_then(|d| d.call.as_ref()) {
-            Some((_, tx)) => tx.send(cmd).map_err(|e| e.0),
+            Some((_, tx, _)) => tx.send(cmd).map_err(|e| e.0),
             None => Err(cmd),
         })
     }

@@ -141,6 +141,10 @@ async fn agent_session(cti: Arc<Cti>, mut socket: WebSocket) {
             dispositions: dispositions.into_iter().filter(|d| !d.system || d.code == "dnc" || d.code == "answered").map(|d| DispositionInfo { code: d.code, label: d.label, callback: d.callback }).collect(),
         };
         let _ = socket.send(text(&hello)).await;
+        // Back mid-call: the screen pop again, before the state that refers to it.
+        if let Some(pop) = cti.desks.current_pop(id).filter(|_| resumed) {
+            let _ = socket.send(text(&pop)).await;
+        }
         if let Some(m) = state_msg(&cti.acd, id) {
             let _ = socket.send(text(&m)).await;
         }

@@ -111,6 +111,11 @@ pub struct AgentRow {
     /// Unix ms.
     pub since: i64,
     pub call_id: Option<String>,
+    /// The current call's campaign, customer number and connect time (Unix ms).
+    pub campaign_id: Option<i64>,
+    pub campaign: Option<String>,
+    pub phone: Option<String>,
+    pub connected_at: Option<i64>,
     pub online: bool,
 }
 

@@ -170,7 +170,21 @@ pub async fn snapshot(cti: &Cti) -> ServerMsg {
                 AgentState::Reserved(c) | AgentState::OnCall(c) => (None, Some(c.to_string())),
                 _ => (None, None),
             };
-            Some(AgentRow { agent_id: id as i64, username, state: state.name().into(), reason, since, call_id, online })
+            // The call's details only while the ACD says the agent holds that call.
+            let call = cti.desks.call_summary(id).filter(|(c, _)| call_id.as_deref() == Some(c.to_string().as_str())).map(|(_, s)| s);
+            Some(AgentRow {
+                agent_id: id as i64,
+                username,
+                state: state.name().into(),
+                reason,
+                since,
+                call_id,
+                campaign_id: call.as_ref().map(|s| s.campaign_id),
+                campaign: call.as_ref().map(|s| s.campaign.clone()),
+                phone: call.as_ref().map(|s| s.phone.clone()),
+                connected_at: call.map(|s| s.connected_at),
+                online,
+            })
         })
         .collect();
     let mut campaigns = Vec::new();

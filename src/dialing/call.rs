@@ -28,7 +28,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use super::Ctx;
 use super::campaign::{CampaignCtx, Report};
 use super::line::Line;
-use crate::cti::desk::{AgentCommand, DispositionCmd};
+use crate::cti::desk::{AgentCommand, CallSummary, DispositionCmd};
 use crate::cti::protocol::{AttemptInfo, CampaignInfo, LeadInfo, ScreenPop, ServerMsg, fill_script};
 
 /// Longest a call may wait for the AMD verdict before it is treated as a person.
@@ -363,10 +363,11 @@ pub(super) async fn connect(
     rec.out.agent_id = Some(agent as i64);
     rec.out.outcome = "answered".into();
     let (cmd_tx, mut cmds) = mpsc::unbounded_channel();
-    ctx.desks.bind_call(agent, id, cmd_tx);
+    let summary = |connected_at: i64| CallSummary { campaign_id: c.id, campaign: c.name.clone(), phone: claimed.number.clone(), connected_at };
+    ctx.desks.bind_call(agent, id, cmd_tx, summary(rec.out.connected_at.unwrap_or_default()));
     let mut recording = start_recording(ctx, c, &bridge, rec);
     let (mut bridge, mut agent) = (bridge, agent);
-    ctx.desks.send(agent, ServerMsg::Call(Box::new(screen_pop(ctx, c, claimed, id, machine, rec.out.connected_at.unwrap_or_default()).await)));
+    ctx.desks.pop(agent, id, ServerMsg::Call(Box::new(screen_pop(ctx, c, claimed, id, machine, rec.out.connected_at.unwrap_or_default()).await)));
     ctx.metrics.in_flight.with_label_values(&[&c.name, "connected"]).inc();
     // The conversation, until either side hangs up.
     let by = loop {
@@ -428,12 +429,12 @@ pub(super) async fn connect(
                     masked = mask(leg, masked, None);
                     let _ = ctx.acd.connected(id);
                     let (tx, rx) = mpsc::unbounded_channel();
-                    ctx.desks.bind_call(new_agent, id, tx);
+                    ctx.desks.bind_call(new_agent, id, tx, summary(now_ms()));
                     (agent, cmds, bridge) = (new_agent, rx, b);
                     rec.out.agent_id = Some(agent as i64);
                     rec.out.notes = Some(format!("transferred to {}", ctx.desks.username(agent).unwrap_or_default()));
                     recording = start_recording(ctx, c, &bridge, rec);
-                    ctx.desks.send(agent, ServerMsg::Call(Box::new(screen_pop(ctx, c, claimed, id, machine, now_ms()).await)));
+                    ctx.desks.pop(agent, id, ServerMsg::Call(Box::new(screen_pop(ctx, c, claimed, id, machine, now_ms()).await)));
                 }
                 Some(AgentCommand::Transfer { number: Some(number), .. }) => {
                     // Blind transfer to a number: a new leg on the campaign's trunk takes the
@@ -513,7 +514,15 @@ pub(super) async fn connect(
     if !routing.inbound {
         report(camp, Report::Talk(rec.out.talk_s));
     }
-    let wrap = Duration::from_secs(u64::from(s.wrap_up_s));
+    let mut wrap = Duration::from_secs(u64::from(s.wrap_up_s));
+    if !ctx.desks.online(agent) {
+        // Nobody is at the desktop to wrap up: the agent goes not ready as the call ends,
+        // never ready for a next call they cannot hear.
+        if let Err(e) = ctx.acd.force(agent, pacer_acd::AgentState::NotReady(pacer_acd::NotReadyReason::Disconnected)) {
+            warn!(agent, error = %e, "cannot put the disconnected agent not ready");
+        }
+        wrap = Duration::ZERO;
+    }
     if let Err(e) = ctx.acd.hangup(id, wrap) {
         warn!(agent, error = %e, "ACD refused the hang-up");
     }
@@ -654,7 +663,9 @@ pub(super) async fn settle(
 
 async fn wrap_up(ctx: &Ctx, camp: Option<&CampaignCtx>, c: &Campaign, id: CallId, agent: AgentId, mut cmds: mpsc::UnboundedReceiver<AgentCommand>, rec: &mut Record) {
     let started = Instant::now();
-    if rec.out.disposition.is_none() {
+    if rec.out.disposition.is_none() && !ctx.desks.online(agent) {
+        tracing::info!(agent, "the agent's desktop is gone; the call keeps its system outcome");
+    } else if rec.out.disposition.is_none() {
         let limit = Duration::from_secs(u64::from(c.settings.wrap_up_s)) + DISPOSITION_GRACE;
         let deadline = started + limit;
         ctx.metrics.in_flight.with_label_values(&[&c.name, "wrap_up"]).inc();
@@ -692,18 +703,34 @@ fn apply_disposition(rec: &mut Record, d: DispositionCmd) {
     rec.out.callback = d.callback;
 }
 
+/// The agent's edits of the lead: `name` is the lead's name, other keys its custom fields
+/// (merged into the ones it has). A failure is logged; the call's outcome goes on.
+async fn save_edits(ctx: &Ctx, lead_id: i64, mut edits: serde_json::Map<String, serde_json::Value>) {
+    let name = match edits.remove("name") {
+        Some(serde_json::Value::String(n)) => Some(n),
+        _ => None,
+    };
+    edits.remove("phone");
+    let r = async {
+        let mut fields = ctx.store.lead(lead_id).await?.fields;
+        let changed = !edits.is_empty();
+        fields.extend(edits);
+        let edit = pacer_dialer::store::LeadEdit { name, fields: changed.then_some(fields), ..Default::default() };
+        ctx.store.edit_lead(lead_id, &edit).await
+    }
+    .await;
+    if let Err(e) = r {
+        warn!(lead = lead_id, error = %e, "the agent's edits of the lead cannot be saved");
+    }
+}
+
 /// The one transaction: attempt (CDR), recording path and lead. Retried until the store
 /// takes it, so a slow or briefly unreachable database delays the write but loses nothing.
 async fn finish(ctx: &Ctx, camp: Option<&CampaignCtx>, c: &Campaign, id: CallId, mut rec: Record, agent: Option<AgentId>, lead: &pacer_dialer::store::Lead) {
     track(camp, id, None);
     rec.out.ended_at.get_or_insert_with(now_ms);
-    if let Some(edited) = rec.edited_fields.take() {
-        let mut fields = lead.fields.clone();
-        fields.extend(edited);
-        let edit = pacer_dialer::store::LeadEdit { fields: Some(fields), ..Default::default() };
-        if let Err(e) = ctx.store.edit_lead(lead.id, &edit).await {
-            warn!(error = %e, "the agent's edits of the lead's fields could not be saved");
-        }
+    if let Some(edits) = rec.edited_fields.take() {
+        save_edits(ctx, lead.id, edits).await;
     }
     let name = c.name.clone();
     let code = rec.out.disposition.clone().unwrap_or_else(|| rec.out.outcome.clone());

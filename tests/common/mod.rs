@@ -59,13 +59,20 @@ impl Pacer {
         }
     }
 
+    /// Moves the lines logged so far into `log` (for a failure message).
+    pub fn drain_log(&mut self) {
+        while let Ok(l) = self.lines.try_recv() {
+            self.log.push(l);
+        }
+    }
+
     /// The HTTP address from the "listening" log line.
     pub fn http_addr(&mut self) -> SocketAddr {
-        // Other parts (the SIP gateway) also say "listening"; the HTTP line has the URL.
+        // Other parts (SIP, media) may say "listening" first: the HTTP line has the URL.
         let line = loop {
-            let l = self.wait_for_line("listening", Duration::from_secs(60));
-            if l.contains("http://") {
-                break l;
+            let line = self.wait_for_line("listening", Duration::from_secs(60));
+            if line.contains("http://") {
+                break line;
             }
         };
         let at = line.find("http://").expect("url in the listening line") + "http://".len();
