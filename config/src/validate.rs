@@ -97,6 +97,12 @@ pub(crate) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
     c.check(!sip.domain.trim().is_empty(), "sip.domain", "must not be empty");
     c.check(sip.max_register_expires_s >= 60, "sip.max_register_expires_s", "must be at least 60");
     c.check(sip.rate_limit_per_source > 0, "sip.rate_limit_per_source", "must be greater than 0");
+    c.check(sip.min_session_expires_s >= 90, "sip.min_session_expires_s", "must be at least 90 (RFC 4028)");
+    c.check(
+        sip.session_expires_s == 0 || sip.session_expires_s >= sip.min_session_expires_s,
+        "sip.session_expires_s",
+        "must be 0 or at least sip.min_session_expires_s",
+    );
 
     // trunks
     let mut names = HashSet::new();
