@@ -80,6 +80,17 @@ async fn invite(shared: &Shared, target: &Target, offer: &[u8], ring_timeout: Du
         call_id: Some(call_id.clone()),
         ..Default::default()
     };
+    // On TCP and TLS the stack would retry a refused connection or a failed handshake on
+    // its timers until Timer B (32 s); a transport failure is meant to fail over at once
+    // (RFC 3261 §8.1.3.1), so the connection is opened (or found cached) first.
+    if let Some(dest) = target.destination.as_ref().filter(|d| d.r#type.is_some_and(|t| t != rsipstack::sip::Transport::Udp)) {
+        let connect = shared.endpoint.transport_layer.lookup(dest, None);
+        match tokio::time::timeout(Duration::from_secs(5), connect).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(End::Failed(Failure::local(Outcome::NetworkFailure, &format!("cannot reach {dest}: {e}"), true))),
+            Err(_) => return Err(End::Failed(Failure::local(Outcome::NetworkFailure, &format!("cannot reach {dest}: connect timed out"), true))),
+        }
+    }
     let (state_tx, mut state_rx) = shared.dialogs.new_dialog_state_channel();
     let (dialog, mut join) = shared.dialogs.do_invite_async(opt, state_tx).map_err(|e| End::Failed(Failure::local(Outcome::NetworkFailure, &e.to_string(), true)))?;
     events.send(CallEvent::Dialing { trunk: target.label.clone(), call_id }).ok();
