@@ -220,7 +220,7 @@ pub enum Screened {
 /// the listener runs.
 #[doc(hidden)]
 pub fn screen_datagram(packet: &[u8]) -> Screened {
-    match check(packet, 65535, "pacer") {
+    match check(packet, rsipstack::transport::connection::MAX_UDP_BUF_SIZE, "pacer") {
         Verdict::Pass => Screened::Pass,
         Verdict::Drop(why) => Screened::Dropped(why),
         Verdict::Reply(why, bytes) => {
