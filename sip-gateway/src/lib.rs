@@ -4,14 +4,26 @@
 //! - [`SipGateway::originate`]: call a number on a trunk with an SDP offer; the returned
 //!   [`CallHandle`] streams [`CallEvent`]s (trying, ringing, early media, answered, failed
 //!   with an [`Outcome`] and the Q.850 cause, hung up) and hangs up on request;
-//! - [`SipGateway::take_inbound`]: INVITEs from the trunks' `inbound_from` addresses, as
+//! - [`SipGateway::take_inbound`]: INVITEs from the trunks' `inbound_from` addresses, and
+//!   from station users that pass digest authentication ([`InboundCall::station`]), as
 //!   [`InboundCall`]s (other sources get 403 and are counted);
-//! - [`SipGateway::stations`]: agent stations registered with digest authentication;
-//! - [`SipGateway::register_metrics`]: its Prometheus collectors.
+//! - [`SipGateway::stations`]: agent stations registered with digest authentication over
+//!   UDP, TCP, TLS or SIP over WebSocket (RFC 7118), and [`SipGateway::call_station`] to
+//!   ring one over the connection it registered from;
+//! - [`SipGateway::trunk_status`] and [`SipGateway::register_metrics`] (`pacer_sip_*`).
 //!
-//! Trunks enforce `max_concurrent` and `max_cps` (a call over the limit is queued for the
-//! next start slot or refused, never sent), are probed with OPTIONS and skipped while down,
-//! and fail over to their `failover` trunks on 503, 408 or no response at all.
+//! Trunks (UDP, TCP or TLS) enforce `max_concurrent` and `max_cps` (a call over the limit
+//! is queued for the next start slot or refused, never sent), are probed with OPTIONS and
+//! skipped while down, and fail over to their `failover` trunks on 503, 408, no response or
+//! a transport failure. Answered calls answer re-INVITE and UPDATE (hold, unhold, refresh)
+//! and run RFC 4028 session timers (refresh when the peer makes us the refresher, BYE when
+//! a session it should refresh expires, 422 retried with the peer's Min-SE).
+//!
+//! Hostile input: every UDP datagram passes the guard ([`screen_datagram`], also the fuzz
+//! target) which drops what cannot be parsed and answers invalid requests with 400 and a
+//! Warning; requests from stream transports get the same checks; out-of-dialog requests
+//! are held to `sip.rate_limit_per_source` (503) and sources that keep failing
+//! authentication or the rate are banned for `sip.ban_seconds`.
 //!
 //! ```no_run
 //! # async fn demo(cfg: pacer_config::Config) -> Result<(), pacer_sip::GatewayError> {
