@@ -54,7 +54,7 @@ impl Metrics {
     pub fn new() -> Self {
         Self {
             requests: counter("pacer_sip_requests_total", "SIP requests by direction (in/out) and method, retransmissions excluded (see pacer_sip_retransmissions_total)", &["direction", "method"]),
-            responses: counter("pacer_sip_responses_total", "SIP responses by direction (in/out) and status code, retransmissions excluded", &["direction", "status"]),
+            responses: counter("pacer_sip_responses_total", "SIP responses by direction (in/out), method (of the CSeq) and status code, retransmissions excluded", &["direction", "method", "status"]),
             bad_messages: counter("pacer_sip_bad_messages_total", "Malformed SIP datagrams dropped or answered 400/501, by reason", &["reason"]),
             calls: counter("pacer_sip_calls_total", "Outbound call attempts per trunk by result (answered or failure outcome)", &["trunk", "result"]),
             trunk_calls: gauge("pacer_sip_trunk_calls", "Calls in progress per trunk", &["trunk"]),
@@ -123,7 +123,10 @@ impl Metrics {
         }
         match msg {
             SipMessage::Request(r) => self.requests.with_label_values(&[direction, &r.method.to_string()]).inc(),
-            SipMessage::Response(r) => self.responses.with_label_values(&[direction, &r.status_code.code().to_string()]).inc(),
+            SipMessage::Response(r) => {
+                let method = r.cseq_header().ok().and_then(|c| c.method().ok()).map(|m| m.to_string()).unwrap_or_else(|| "unknown".into());
+                self.responses.with_label_values(&[direction, &method, &r.status_code.code().to_string()]).inc()
+            }
         }
     }
 }

@@ -236,3 +236,39 @@ async fn invalid_requests_over_tcp_get_400_with_a_warning() {
     let answer = peer.recv().await;
     assert!(ua::start_line(&answer).starts_with("SIP/2.0 200"), "the connection still works: {answer}");
 }
+
+#[tokio::test]
+async fn retransmissions_are_counted_apart_and_metrics_are_valid() {
+    let gw = common::gateway(vec![]).await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let options = request("OPTIONS", "", b"", "CSeq: 1 OPTIONS\r\n");
+    sock.send_to(&options, gw.local_addr()).await.unwrap();
+    assert_eq!(recv_status(&sock, WAIT).await.map(|(c, _)| c), Some(200));
+    // The same datagram again is a retransmission: answered again, counted apart.
+    sock.send_to(&options, gw.local_addr()).await.unwrap();
+    assert_eq!(recv_status(&sock, WAIT).await.map(|(c, _)| c), Some(200));
+    let text = common::metrics_text(&gw);
+    assert!(text.contains("pacer_sip_requests_total{direction=\"in\",method=\"OPTIONS\"} 1"), "{text}");
+    assert!(text.contains("pacer_sip_retransmissions_total{direction=\"in\",kind=\"request\"} 1"), "{text}");
+    assert!(text.contains("pacer_sip_responses_total{direction=\"out\",method=\"OPTIONS\",status=\"200\"} 1"), "{text}");
+    for family in ["pacer_sip_transactions", "pacer_sip_banned_sources", "pacer_sip_connections"] {
+        assert!(text.contains(&format!("# TYPE {family} gauge")), "{family}:\n{text}");
+    }
+    let promtool = std::path::Path::new("/usr/bin/promtool");
+    if !promtool.exists() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "promtool is missing and CI=true");
+        eprintln!("promtool check skipped: /usr/bin/promtool is missing (Debian package prometheus)");
+        return;
+    }
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}

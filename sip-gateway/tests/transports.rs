@@ -235,6 +235,30 @@ async fn sipp_registers_over_tcp_and_the_binding_ends_with_its_connection() {
     let target = gw.tcp_addr().unwrap().to_string();
     let sipp = Sipp::start("uac_register.xml", 1, &["-t", "t1", "-s", "agent1", "-au", "agent1", "-ap", "pw1", &target]);
     sipp.assert_passed(T).await;
-    assert!(metrics_text(&gw).contains("pacer_sip_responses_total{direction=\"out\",status=\"200\"} 1"));
+    assert!(metrics_text(&gw).contains("pacer_sip_responses_total{direction=\"out\",method=\"REGISTER\",status=\"200\"} 1"));
     assert!(eventually(T, || gw.stations().is_empty()).await, "SIPp closed its connection");
+}
+
+#[tokio::test]
+async fn station_on_tls_registers_and_is_rung_over_its_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("sip.pem"), dir.path().join("sip.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let sip = SipConfig { listen_tls: Some("127.0.0.1:0".parse().unwrap()), tls_cert: Some(cert_path), tls_key: Some(key_path), ..sip_config() };
+    let gw = gateway_with(sip, vec![]).await;
+    gw.set_station_password("agent6", "pw6");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(gw.tls_addr().unwrap()).await.unwrap();
+    let local = tcp.local_addr().unwrap().to_string();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.expect("TLS handshake with the gateway");
+    let mut station = StreamUa::new(tls, "TLS");
+    let ok = ua::register(&mut station, "agent6", "pw6", &local, 300).await;
+    assert!(ua::start_line(&ok).starts_with("SIP/2.0 200"), "{ok}");
+    assert_eq!(gw.stations()[0].transport, "tls");
+    ring_answer_and_hang_up(&gw, &mut station, "agent6").await;
 }
