@@ -50,6 +50,8 @@ fn sipp(port: u16, args: &[String], uas: bool) -> Sipp {
     let child = Command::new("/usr/bin/sipp")
         .args(["-i", "127.0.0.1", "-p", &port.to_string()])
         .args(["-mp", &free_port().to_string(), "-cp", &free_port().to_string(), "-nostdin"])
+        // SIPp's default 64 KiB socket buffers overflow in bursts on a busy machine.
+        .args(["-buff_size", "4194304"])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -87,6 +89,27 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
 }
 
+/// Sum of `pacer_sip_retransmissions_total` by direction, as `(in, out)`.
+fn retransmissions(gw: &SipGateway) -> (u64, u64) {
+    let registry = prometheus::Registry::new();
+    gw.register_metrics(&registry).unwrap();
+    let (mut inn, mut out) = (0, 0);
+    for family in registry.gather().iter().filter(|f| f.name() == "pacer_sip_retransmissions_total") {
+        for m in family.get_metric() {
+            let dir = m.get_label().iter().find(|l| l.name() == "direction").map(|l| l.value().to_string()).unwrap_or_default();
+            let v = m.get_counter().get_value() as u64;
+            if dir == "in" { inn += v } else { out += v }
+        }
+    }
+    (inn, out)
+}
+
+/// `{"reason": count, ...}` as JSON.
+fn json_counts(map: &std::collections::BTreeMap<String, u64>) -> String {
+    let items: Vec<String> = map.iter().map(|(k, v)| format!("\"{}\":{v}", k.replace('\\', "\\\\").replace('"', "\\\""))).collect();
+    format!("{{{}}}", items.join(","))
+}
+
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
@@ -114,6 +137,7 @@ async fn originate(cps: u64, secs: u64) {
     let gw = Arc::new(SipGateway::start(&sip, &[carrier_trunk(port, cps)]).await.expect("gateway"));
     let (answered, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let latencies = Arc::new(std::sync::Mutex::new(Vec::with_capacity((cps * secs) as usize)));
+    let why = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<String, u64>::new()));
     let total = cps * secs;
     let mut ticker = tokio::time::interval(Duration::from_secs(1) / cps as u32);
     let start = Instant::now();
@@ -121,9 +145,10 @@ async fn originate(cps: u64, secs: u64) {
     for i in 0..total {
         ticker.tick().await;
         let req = OriginateRequest { trunk: "load".into(), number: format!("555{i:07}"), caller_id: None, sdp_offer: OFFER.to_vec(), ring_timeout: Duration::from_secs(10) };
-        let (gw, answered, failed, latencies) = (gw.clone(), answered.clone(), failed.clone(), latencies.clone());
+        let (gw, answered, failed, latencies, why) = (gw.clone(), answered.clone(), failed.clone(), latencies.clone(), why.clone());
         tasks.push(tokio::spawn(async move {
             let t0 = Instant::now();
+            let mut answered_at = false;
             let Ok(mut call) = gw.originate(req) else {
                 failed.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -132,13 +157,20 @@ async fn originate(cps: u64, secs: u64) {
                 match tokio::time::timeout(Duration::from_secs(40), call.next_event()).await {
                     Ok(Some(CallEvent::Answered(_))) => {
                         latencies.lock().unwrap().push(t0.elapsed());
+                        answered_at = true;
                         call.hangup();
                     }
                     Ok(Some(CallEvent::HungUp { .. })) => {
                         answered.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
-                    Ok(Some(CallEvent::Failed { .. })) | Ok(None) | Err(_) => {
+                    Ok(Some(CallEvent::Failed { status, reason, .. })) => {
+                        *why.lock().unwrap().entry(format!("{status:?} {reason}")).or_default() += 1;
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    Ok(None) | Err(_) => {
+                        *why.lock().unwrap().entry(format!("no end event (answered: {answered_at})")).or_default() += 1;
                         failed.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
@@ -156,13 +188,16 @@ async fn originate(cps: u64, secs: u64) {
     lat.sort();
     let ok = answered.load(Ordering::Relaxed);
     println!(
-        "{{\"mode\":\"originate\",\"offered_cps\":{cps},\"secs\":{secs},\"calls\":{total},\"completed\":{ok},\"failed\":{},\"sustained_cps\":{:.1},\"drain_s\":{:.2},\"setup_ms_p50\":{:.2},\"setup_ms_p99\":{:.2},\"setup_ms_max\":{:.2}}}",
+        "{{\"mode\":\"originate\",\"offered_cps\":{cps},\"secs\":{secs},\"calls\":{total},\"completed\":{ok},\"failed\":{},\"sustained_cps\":{:.1},\"drain_s\":{:.2},\"setup_ms_p50\":{:.2},\"setup_ms_p99\":{:.2},\"setup_ms_max\":{:.2},\"retransmissions_in\":{},\"retransmissions_out\":{},\"failures\":{}}}",
         failed.load(Ordering::Relaxed),
         ok as f64 / offered.as_secs_f64().max(0.001),
         (elapsed - offered).as_secs_f64(),
         percentile(&lat, 0.50),
         percentile(&lat, 0.99),
         lat.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        retransmissions(&gw).0,
+        retransmissions(&gw).1,
+        json_counts(&why.lock().unwrap()),
     );
 }
 

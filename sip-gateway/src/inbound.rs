@@ -228,6 +228,7 @@ async fn inbound_invite(shared: &Arc<Shared>, mut tx: Transaction, source: Optio
                 // caller's choice; the caller (or the far end) refreshes or the session ends.
                 _ = &mut deadline, if answered && timer.is_some() => {
                     info_expired();
+                    timer = None;
                     bye_dialog.bye_with_reason("SIP;cause=408;text=\"Session expired\"".into()).await.ok();
                     continue;
                 }

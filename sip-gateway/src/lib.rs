@@ -146,6 +146,11 @@ impl SipGateway {
             .await
             .map_err(|source| GatewayError::Bind { transport: "udp", addr: sip.listen_udp, source })?;
         let local_addr = sock.local_addr().map_err(|source| GatewayError::Bind { transport: "udp", addr: sip.listen_udp, source })?;
+        // Bursts of hundreds of calls a second outrun the default buffer while the receive
+        // loop is descheduled; the kernel caps the request at net.core.rmem_max.
+        if let Err(e) = socket2::SockRef::from(&sock).set_recv_buffer_size(4 << 20) {
+            tracing::debug!(error = %e, "cannot enlarge the SIP UDP receive buffer");
+        }
         let external = sip.public_address.map(|ip| SocketAddr::new(ip, local_addr.port()));
         let guarded = Arc::new(guard::GuardedUdp::new(sock, metrics.clone(), sip.user_agent.clone()));
         let conn = UdpConnection::from_socket(guarded, external, Some(cancel.child_token())).await?;
