@@ -13,7 +13,7 @@ for mode in $modes; do
   case "$mode" in
     originate) "$bin" --mode originate --cps "$cps" --secs "$secs" ;;
     b2bua) "$bin" --mode b2bua --cps 200 --secs 30 ;;
-    register) "$bin" --mode register --stations "$stations" --cps 500 ;;
+    register) "$bin" --mode register --stations "$stations" --window 100 ;;
     *) echo "unknown mode $mode" >&2; exit 2 ;;
   esac
 done

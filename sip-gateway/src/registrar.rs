@@ -243,22 +243,27 @@ impl Registrar {
         let expires = contact_expires.or(header_expires).unwrap_or(3600).min(self.max_expires);
         let mut hdrs = Vec::new();
         {
+            // Gauges move by one here; `purge` recounts them from scratch every 10 s, so a
+            // REGISTER never walks every binding (thousands of stations re-register).
+            let gauge = |b: &Binding| metrics.registrations.with_label_values(&[transport_name(b.route.as_ref().and_then(|r| r.r#type))]);
             let mut bindings = lock(&self.bindings);
-            match contact {
+            let old = match contact {
                 Some(c) if expires > 0 => {
                     let uri = c.uri.to_string();
                     info!(%user, contact = %uri, expires, transport = transport_name(route.as_ref().and_then(|r| r.r#type)), "station registered");
-                    bindings.insert(user.clone(), Binding { contact: uri.clone(), source, route, until: Instant::now() + Duration::from_secs(expires as u64) });
+                    let binding = Binding { contact: uri.clone(), source, route, until: Instant::now() + Duration::from_secs(expires as u64) };
+                    gauge(&binding).inc();
                     hdrs.push(Header::Contact(format!("<{uri}>;expires={expires}").into()));
+                    bindings.insert(user.clone(), binding)
                 }
                 _ => {
                     info!(%user, "station unregistered");
-                    bindings.remove(&user);
+                    bindings.remove(&user)
                 }
+            };
+            if let Some(old) = old {
+                gauge(&old).dec();
             }
-            let now = Instant::now();
-            bindings.retain(|_, b| b.until > now);
-            Self::update_gauges(&bindings, metrics);
         }
         hdrs.push(Header::Expires(expires.to_string().into()));
         tx.reply_with(StatusCode::OK, hdrs, None).await.ok();
