@@ -124,6 +124,9 @@ pub(crate) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
         }
         c.check(t.strip_prefix.chars().all(|ch| ch.is_ascii_digit() || ch == '+'), k("strip_prefix"), "digits only");
         c.check(t.add_prefix.chars().all(|ch| ch.is_ascii_digit() || ch == '+'), k("add_prefix"), "digits only");
+        if t.transport == crate::Transport::Tls {
+            c.readable_file(&k("tls_ca"), &t.tls_ca);
+        }
         for (j, a) in t.inbound_from.iter().enumerate() {
             c.check(is_ip_or_cidr(a), k(&format!("inbound_from[{j}]")), format!("{a:?} is not an IP address or CIDR block"));
         }
