@@ -140,6 +140,11 @@ pub struct SipConfig {
     pub ban_after_failures: u32,
     /// How long a blocked source stays blocked, in seconds.
     pub ban_seconds: u64,
+    /// Session interval (RFC 4028) offered on outbound calls and accepted on inbound ones,
+    /// in seconds; 0 leaves session timers to the peer.
+    pub session_expires_s: u32,
+    /// Smallest session interval accepted (Min-SE); shorter requests get 422.
+    pub min_session_expires_s: u32,
 }
 
 impl Default for SipConfig {
@@ -158,6 +163,8 @@ impl Default for SipConfig {
             rate_limit_per_source: 50,
             ban_after_failures: 10,
             ban_seconds: 600,
+            session_expires_s: 1800,
+            min_session_expires_s: 90,
         }
     }
 }
@@ -182,6 +189,8 @@ pub struct TrunkConfig {
     pub host: String,
     pub port: u16,
     pub transport: Transport,
+    /// CA certificates (PEM) trusted for a `tls` trunk's certificate.
+    pub tls_ca: PathBuf,
     /// Digest credentials for 401/407 challenges.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -217,6 +226,7 @@ impl Default for TrunkConfig {
             host: String::new(),
             port: 5060,
             transport: Transport::Udp,
+            tls_ca: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
             username: None,
             password: None,
             caller_id: None,

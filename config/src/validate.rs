@@ -97,6 +97,12 @@ pub(crate) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
     c.check(!sip.domain.trim().is_empty(), "sip.domain", "must not be empty");
     c.check(sip.max_register_expires_s >= 60, "sip.max_register_expires_s", "must be at least 60");
     c.check(sip.rate_limit_per_source > 0, "sip.rate_limit_per_source", "must be greater than 0");
+    c.check(sip.min_session_expires_s >= 90, "sip.min_session_expires_s", "must be at least 90 (RFC 4028)");
+    c.check(
+        sip.session_expires_s == 0 || sip.session_expires_s >= sip.min_session_expires_s,
+        "sip.session_expires_s",
+        "must be 0 or at least sip.min_session_expires_s",
+    );
 
     // trunks
     let mut names = HashSet::new();
@@ -118,6 +124,9 @@ pub(crate) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
         }
         c.check(t.strip_prefix.chars().all(|ch| ch.is_ascii_digit() || ch == '+'), k("strip_prefix"), "digits only");
         c.check(t.add_prefix.chars().all(|ch| ch.is_ascii_digit() || ch == '+'), k("add_prefix"), "digits only");
+        if t.transport == crate::Transport::Tls {
+            c.readable_file(&k("tls_ca"), &t.tls_ca);
+        }
         for (j, a) in t.inbound_from.iter().enumerate() {
             c.check(is_ip_or_cidr(a), k(&format!("inbound_from[{j}]")), format!("{a:?} is not an IP address or CIDR block"));
         }

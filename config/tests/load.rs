@@ -105,3 +105,19 @@ fn syntax_error_names_the_file_position() {
     let err = Config::from_toml_str("[http\nlisten = 1").unwrap_err();
     assert_eq!(err.problems.len(), 1);
 }
+
+#[test]
+fn session_timer_keys_are_checked() {
+    let err = Config::from_toml_str("[sip]\nmin_session_expires_s = 30\nsession_expires_s = 60\n").unwrap_err();
+    let found = keys(err);
+    assert!(found.iter().any(|k| k == "sip.min_session_expires_s"), "{found:?}");
+    let err = Config::from_toml_str("[sip]\nsession_expires_s = 100\nmin_session_expires_s = 120\n").unwrap_err();
+    assert_eq!(keys(err), ["sip.session_expires_s"]);
+    let ca = tempfile::NamedTempFile::new().unwrap();
+    let toml = format!("[sip]\nsession_expires_s = 0\n[[trunks]]\nname = \"t\"\nhost = \"192.0.2.1\"\ntransport = \"tls\"\ntls_ca = {:?}\n", ca.path());
+    let cfg = Config::from_toml_str(&toml).unwrap();
+    assert_eq!(cfg.sip.session_expires_s, 0);
+    assert_eq!(cfg.trunks[0].tls_ca, ca.path());
+    let err = Config::from_toml_str("[[trunks]]\nname = \"t\"\nhost = \"192.0.2.1\"\ntransport = \"tls\"\ntls_ca = \"/nonexistent/ca.pem\"\n").unwrap_err();
+    assert_eq!(keys(err), ["trunks[0].tls_ca"]);
+}

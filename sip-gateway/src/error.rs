@@ -18,6 +18,12 @@ pub enum GatewayError {
     /// A dialled number or caller ID holds characters that do not belong in a SIP URI user part.
     #[error("invalid {what} `{value}`: only digits, `+`, `*` and `#` are allowed")]
     InvalidNumber { what: &'static str, value: String },
+    /// A TLS certificate, key or CA file cannot be used (names the file and the reason).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// `call_station` named a user with no current registration.
+    #[error("station `{0}` is not registered")]
+    StationNotRegistered(String),
     /// The SIP stack refused the operation.
     #[error("SIP stack: {0}")]
     Stack(#[from] rsipstack::Error),

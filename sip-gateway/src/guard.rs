@@ -120,20 +120,33 @@ pub(crate) fn check(packet: &[u8], room: usize, server: &str) -> Verdict {
         None => {}
         _ => return bad("bad_content_length", "400 Bad Content-Length"),
     }
+    match check_request(&req) {
+        Some((why, status)) => bad(why, status),
+        None => Verdict::Pass,
+    }
+}
+
+/// The checks of a parsed request that every transport needs (streams arrive parsed, so
+/// the inspector runs these for them): `Some((reason, status line))` when it is invalid.
+/// A request without a Via is reported as `no_via`; it cannot be answered.
+pub(crate) fn check_request(req: &Request) -> Option<(&'static str, &'static str)> {
+    if req.via_header().and_then(|v| v.typed()).is_err() {
+        return Some(("no_via", "400 Missing Via"));
+    }
     let cseq_ok = req
         .cseq_header()
         .and_then(|c| Ok((c.seq()?, c.method()?)))
         .is_ok_and(|(_, m)| m == req.method);
     if !cseq_ok {
-        return bad("bad_cseq", "400 Bad CSeq");
+        return Some(("bad_cseq", "400 Bad CSeq"));
     }
     if req.call_id_header().is_err() {
-        return bad("no_call_id", "400 Missing Call-ID");
+        return Some(("no_call_id", "400 Missing Call-ID"));
     }
     if req.from_header().and_then(|f| f.typed()).is_err() || req.to_header().and_then(|t| t.typed()).is_err() {
-        return bad("bad_from_to", "400 Bad From or To");
+        return Some(("bad_from_to", "400 Bad From or To"));
     }
-    Verdict::Pass
+    None
 }
 
 /// A request line whose method we do not know makes the whole parse fail; with a known
@@ -157,7 +170,7 @@ fn unknown_method(packet: &[u8], server: &str) -> Verdict {
 }
 
 /// A minimal stateless response echoing the headers RFC 3261 §8.2.6.2 requires.
-fn response(req: &Request, status: &str, warning: &str, server: &str) -> Vec<u8> {
+pub(crate) fn response(req: &Request, status: &str, warning: &str, server: &str) -> Vec<u8> {
     let mut out = format!("SIP/2.0 {status}\r\n");
     for h in req.headers.iter() {
         if matches!(h, Header::Via(_) | Header::From(_) | Header::To(_) | Header::CallId(_) | Header::CSeq(_)) {
@@ -188,4 +201,33 @@ fn content_length(packet: &[u8]) -> Option<Result<usize, ()>> {
         }
     }
     None
+}
+
+/// What the gateway does with one UDP datagram before the SIP stack sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Screened {
+    /// Handed to the SIP stack.
+    Pass,
+    /// Dropped and counted under this reason.
+    Dropped(&'static str),
+    /// Answered statelessly with this status (400, 501, 513) and counted under the reason.
+    Answered(&'static str, u16),
+}
+
+/// The gateway's message path for one datagram, without sockets: the guard's verdict, and
+/// for a stateless answer a check that the answer itself parses. Public so that the fuzz
+/// target (`sip-gateway/fuzz`) and the malformed-message corpus test drive the same code
+/// the listener runs.
+#[doc(hidden)]
+pub fn screen_datagram(packet: &[u8]) -> Screened {
+    match check(packet, rsipstack::transport::connection::MAX_UDP_BUF_SIZE, "pacer") {
+        Verdict::Pass => Screened::Pass,
+        Verdict::Drop(why) => Screened::Dropped(why),
+        Verdict::Reply(why, bytes) => {
+            let Ok(SipMessage::Response(resp)) = SipMessage::try_from(bytes.as_slice()) else {
+                panic!("the stateless answer to a bad request must itself parse: {:?}", String::from_utf8_lossy(&bytes));
+            };
+            Screened::Answered(why, resp.status_code.code())
+        }
+    }
 }

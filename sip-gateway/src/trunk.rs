@@ -49,9 +49,6 @@ impl Drop for CallPermit {
 impl Trunk {
     pub fn new(cfg: TrunkConfig) -> Result<Self, GatewayError> {
         let bad = |reason: &str| GatewayError::BadTrunk { trunk: cfg.name.clone(), reason: reason.into() };
-        if cfg.transport != Transport::Udp {
-            return Err(bad("only the udp transport is implemented for trunks so far"));
-        }
         let addr = HostWithPort::try_from(format!("{}:{}", cfg.host, cfg.port))
             .map_err(|e| bad(&format!("host `{}`: {e}", cfg.host)))?;
         check_digits("strip_prefix", &cfg.strip_prefix)?;
@@ -60,7 +57,7 @@ impl Trunk {
             check_digits("caller_id", cid)?;
         }
         Ok(Self {
-            dest: SipAddr { r#type: Some(sip::Transport::Udp), addr },
+            dest: SipAddr { r#type: Some(sip_transport(cfg.transport)), addr },
             concurrent: AtomicU32::new(0),
             up: AtomicBool::new(true),
             next_slot: Mutex::new(None),
@@ -72,6 +69,11 @@ impl Trunk {
 
     pub fn name(&self) -> &str {
         &self.cfg.name
+    }
+
+    /// The carrier's address when `host` is one (requests from it are never rate limited).
+    pub fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        self.cfg.host.parse().ok()
     }
 
     pub fn is_up(&self) -> bool {
@@ -115,9 +117,18 @@ impl Trunk {
         format!("{}{}", self.cfg.add_prefix, rest)
     }
 
+    /// `;transport=` for the reliable transports (RFC 3261 §19.1.1); UDP is the default.
+    fn uri_params(&self) -> &'static str {
+        match self.cfg.transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+        }
+    }
+
     /// Request-URI of a call to `number` on this trunk.
     pub fn request_uri(&self, number: &str) -> Result<Uri, GatewayError> {
-        Uri::try_from(format!("sip:{}@{}", number, self.dest.addr)).map_err(|e| GatewayError::BadTrunk {
+        Uri::try_from(format!("sip:{}@{}{}", number, self.dest.addr, self.uri_params())).map_err(|e| GatewayError::BadTrunk {
             trunk: self.cfg.name.clone(),
             reason: format!("cannot build a request URI: {e}"),
         })
@@ -143,6 +154,38 @@ impl Trunk {
         }
         metrics.trunk_up.with_label_values(&[&self.cfg.name]).set(self.is_up() as i64);
     }
+}
+
+pub(crate) fn sip_transport(t: Transport) -> sip::Transport {
+    match t {
+        Transport::Udp => sip::Transport::Udp,
+        Transport::Tcp => sip::Transport::Tcp,
+        Transport::Tls => sip::Transport::Tls,
+    }
+}
+
+/// The CA certificates trusted for TLS trunks: the `tls_ca` files of every `tls` trunk,
+/// concatenated (rsipstack keeps one client TLS configuration for all connections).
+pub(crate) fn tls_roots(trunks: &[Arc<Trunk>]) -> Result<Option<Vec<u8>>, GatewayError> {
+    let mut bundle = Vec::new();
+    let mut any = false;
+    let mut read = std::collections::HashSet::new();
+    for t in trunks.iter().filter(|t| t.cfg.transport == Transport::Tls) {
+        any = true;
+        if !read.insert(t.cfg.tls_ca.clone()) {
+            continue;
+        }
+        let pem = std::fs::read(&t.cfg.tls_ca).map_err(|e| GatewayError::BadTrunk {
+            trunk: t.cfg.name.clone(),
+            reason: format!("tls_ca {}: {e}", t.cfg.tls_ca.display()),
+        })?;
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(GatewayError::BadTrunk { trunk: t.cfg.name.clone(), reason: format!("tls_ca {}: no PEM certificate in it", t.cfg.tls_ca.display()) });
+        }
+        bundle.extend_from_slice(&pem);
+        bundle.push(b'\n');
+    }
+    Ok(any.then_some(bundle))
 }
 
 /// Digits, `+`, `*` and `#` only: anything else could inject into the SIP URI or headers.
@@ -186,8 +229,9 @@ pub(crate) async fn keepalive(trunk: Arc<Trunk>, endpoint: Arc<EndpointInner>, c
 }
 
 async fn options_probe(trunk: &Trunk, endpoint: &Arc<EndpointInner>, contact_host: &str) -> Result<u16, GatewayError> {
-    let uri = Uri::try_from(format!("sip:{}", trunk.dest.addr)).map_err(rsipstack::Error::from)?;
+    let uri = Uri::try_from(format!("sip:{}{}", trunk.dest.addr, trunk.uri_params())).map_err(rsipstack::Error::from)?;
     let via = endpoint.get_via(None, None)?;
+    let via = sip::typed::Via { transport: trunk.dest.r#type.unwrap_or_default(), ..via };
     let from = sip::typed::From {
         display_name: None,
         uri: Uri::try_from(format!("sip:pacer@{contact_host}")).map_err(rsipstack::Error::from)?,

@@ -2,6 +2,8 @@
 //! wait (bounded) for its verdict, and kill it on every exit path (Drop).
 #![allow(dead_code)]
 
+pub mod ua;
+
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -66,16 +68,21 @@ impl Sipp {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start sipp");
+        let tcp = extra.windows(2).any(|w| w[0] == "-t" && w[1].starts_with('t'));
         let mut sipp = Sipp { child: Some(child), port, dir, name: scenario_file.into() };
-        sipp.wait_listening();
+        if !tcp {
+            sipp.wait_listening(|p| UdpSocket::bind(("127.0.0.1", p)).is_err());
+        } else if !scenario_file.starts_with("uac") {
+            sipp.wait_listening(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_err());
+        }
         sipp
     }
 
-    /// Polls (bounded) until SIPp holds its UDP port: binding it ourselves then fails.
-    fn wait_listening(&mut self) {
+    /// Polls (bounded) until SIPp holds its port: binding it ourselves then fails.
+    fn wait_listening(&mut self, held: impl Fn(u16) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            if UdpSocket::bind(("127.0.0.1", self.port)).is_err() {
+            if held(self.port) {
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -136,11 +143,32 @@ pub fn sip_config() -> SipConfig {
     SipConfig { listen_udp: "127.0.0.1:0".parse().unwrap(), ..Default::default() }
 }
 
+/// A gateway that also listens on TCP and WebSocket (free ports).
+pub async fn gateway_with(sip: SipConfig, trunks: Vec<TrunkConfig>) -> SipGateway {
+    init_logs();
+    SipGateway::start(&sip, &trunks).await.expect("gateway starts")
+}
+
+/// The Prometheus text of the gateway's metrics.
+pub fn metrics_text(gw: &SipGateway) -> String {
+    let registry = prometheus::Registry::new();
+    gw.register_metrics(&registry).unwrap();
+    prometheus::TextEncoder::new().encode_to_string(&registry.gather()).unwrap()
+}
+
 pub fn trunk(name: &str, port: u16) -> TrunkConfig {
     TrunkConfig { name: name.into(), host: "127.0.0.1".into(), port, options_interval_s: 0, caller_id: Some("+15550001111".into()), ..Default::default() }
 }
 
+/// Logs to stderr when `RUST_LOG` is set (for debugging a failing test).
+pub fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+    }
+}
+
 pub async fn gateway(trunks: Vec<TrunkConfig>) -> SipGateway {
+    init_logs();
     SipGateway::start(&sip_config(), &trunks).await.expect("gateway starts")
 }
 
