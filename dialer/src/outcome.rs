@@ -9,6 +9,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::lead_state::LeadState;
 use crate::retry::{self, Decision, DispositionFlags, History};
 use crate::store::leads::{LEAD_COLUMNS, decode_lead};
 use crate::store::{Backend, Store, StoreError};
@@ -94,6 +95,8 @@ impl Store {
     /// transaction. `fallback_zone` places callbacks for leads whose zone is unknown.
     pub async fn record_outcome(&self, o: &CallOutcome, now: i64, fallback_zone: Tz) -> Result<Settled, StoreError> {
         let code = o.disposition.clone().unwrap_or_else(|| o.outcome.clone());
+        // The system outcome "abandoned" is an abandoned call whether or not the flag was set.
+        let abandoned = o.abandoned || o.outcome == "abandoned";
         let mut tx = self.begin_write().await?;
         let lock = if self.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
         let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1{lock}")))
@@ -127,7 +130,7 @@ impl Store {
         .bind(o.answered_by.clone())
         .bind(o.agent_id)
         .bind(o.disposition.clone())
-        .bind(o.abandoned)
+        .bind(abandoned)
         .bind(o.talk_s)
         .bind(o.wrap_s)
         .bind(o.recording_path.clone())
@@ -155,7 +158,7 @@ impl Store {
 
         let zone = lead.time_zone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(fallback_zone);
         let callback_at = o.callback.as_ref().map(|cb| retry::local_to_utc_ms(cb.at_local, zone));
-        let decision = retry::decide(rules, &flags, &h, o.abandoned, callback_at, now);
+        let decision = retry::decide(rules, &flags, &h, abandoned, callback_at, now);
 
         if flags.dnc {
             // "Do not call" means no campaign of this centre calls again: the system list.
@@ -166,7 +169,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let held_elsewhere = lead.state.is_leased() && lead.lease_owner.as_deref() != Some(o.owner.as_str());
+        // Another node holds the lead now, or a manager put it on DNC meanwhile: the call
+        // is recorded but the lead stays where it is.
+        let held_elsewhere = (lead.state.is_leased() && lead.lease_owner.as_deref() != Some(o.owner.as_str())) || lead.state == LeadState::Dnc;
         let (state, due) = match decision {
             Decision::Retry { at } => ("retry", Some(at)),
             Decision::Callback { at } => ("callback", Some(at)),

@@ -15,6 +15,7 @@ use super::{Backend, Store, StoreError};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../../migrations/0001_initial.sql")),
     (2, "campaign data", include_str!("../../migrations/0002_campaign_data.sql")),
+    (3, "list filters, lockout index", include_str!("../../migrations/0003_filters_lockout.sql")),
 ];
 
 fn render(sql: &str, backend: Backend) -> String {
