@@ -90,7 +90,7 @@ fn claimer(args: &[String]) {
         let store = Store::connect(url, &StoreOptions { max_connections: 4, ..Default::default() }).await.expect("connect");
         store.ping().await.expect("ping");
         let hopper = Hopper::new(store.clone(), &common::open_all_day());
-        println!("ready");
+        writeln!(std::io::stdout(), "ready").unwrap();
         std::io::stdout().flush().unwrap();
         let mut go = String::new();
         std::io::stdin().read_line(&mut go).unwrap();

@@ -33,7 +33,7 @@ use crate::filter::{Bind, Filter};
 use crate::lead_state::LeadState;
 use crate::settings::NewLeadOrder;
 use crate::store::leads::{LEAD_COLUMNS, decode_lead};
-use crate::store::{Backend, CampaignStatus, Lead, Store, StoreError};
+use crate::store::{Backend, CampaignStatus, Lead, Store, StoreError, placeholders};
 use crate::window::WindowPolicy;
 
 /// A lead handed to the dialer.
@@ -347,9 +347,8 @@ async fn release(store: &Store, cond: &str, now: i64, owner: &str) -> Result<u64
 pub(crate) async fn blocked_numbers(conn: &mut sqlx::AnyConnection, campaign_id: i64, numbers: &[String]) -> Result<HashSet<String>, StoreError> {
     let mut out = HashSet::new();
     for chunk in numbers.chunks(1000) {
-        let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!("SELECT phone FROM dnc WHERE campaign_id IN (0, $1) AND phone IN ({})", ph.join(","));
-        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(campaign_id);
+        let sql = format!("SELECT phone FROM dnc WHERE campaign_id IN (0, {campaign_id}) AND phone IN ({})", placeholders(backend_of(conn), 1, chunk.len()));
+        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
         for n in chunk {
             q = q.bind(n.clone());
         }
@@ -363,12 +362,11 @@ pub(crate) async fn blocked_numbers(conn: &mut sqlx::AnyConnection, campaign_id:
 async fn locked_numbers(conn: &mut sqlx::AnyConnection, numbers: &[String], since: i64) -> Result<HashMap<String, i64>, StoreError> {
     let mut out = HashMap::new();
     for chunk in numbers.chunks(1000) {
-        let ph: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = format!(
-            "SELECT phone, MAX(started_at) FROM lead_attempts WHERE phone IN ({}) AND started_at > $1 AND abandoned GROUP BY phone",
-            ph.join(",")
+            "SELECT phone, MAX(started_at) FROM lead_attempts WHERE phone IN ({}) AND started_at > {since} AND abandoned GROUP BY phone",
+            placeholders(backend_of(conn), 1, chunk.len())
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for n in chunk {
             q = q.bind(n.clone());
         }
@@ -377,6 +375,11 @@ async fn locked_numbers(conn: &mut sqlx::AnyConnection, numbers: &[String], sinc
         }
     }
     Ok(out)
+}
+
+/// Which database a connection speaks.
+fn backend_of(conn: &sqlx::AnyConnection) -> Backend {
+    if conn.backend_name().eq_ignore_ascii_case("postgresql") { Backend::Postgres } else { Backend::Sqlite }
 }
 
 /// What one claim may take: open zones, ready agents (for owned callbacks), the date.

@@ -46,11 +46,8 @@ impl GeneratedCsv {
             line.clear();
             let (area, zone) = AREAS[(i % AREAS.len() as u64) as usize];
             let rest = i / AREAS.len() as u64;
-            // Exchanges 201..=999 without N11 codes; 10,000 lines each.
-            let mut exchange = 201 + (rest / 10_000) % 790;
-            if exchange % 100 == 11 {
-                exchange += 1;
-            }
+            // Even exchanges 202..=980 (never an N11 service code); 10,000 lines each.
+            let exchange = 202 + 2 * ((rest / 10_000) % 390);
             let subscriber = rest % 10_000;
             let zone = if i % 2 == 0 { zone } else { "" };
             if i % 1000 == 999 {
