@@ -72,7 +72,7 @@ async fn callbacks(State(st): State<AppState>, ApiQuery(q): ApiQuery<CallbackQue
 struct CallbackBody {
     lead_id: i64,
     /// The lead's local wall-clock time, `YYYY-MM-DDTHH:MM[:SS]`.
-    at_local: chrono::NaiveDateTime,
+    at_local: String,
     /// Only this agent gets it (until the campaign's grace); absent: anyone.
     agent_id: Option<i64>,
     #[serde(default)]
@@ -81,8 +81,12 @@ struct CallbackBody {
 
 /// A manager (or an integration) schedules a callback; it replaces the lead's open one.
 async fn schedule_callback(State(st): State<AppState>, ApiJson(b): ApiJson<CallbackBody>) -> Result<(StatusCode, Json<Callback>), ApiError> {
+    let at = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(b.at_local.trim(), f).ok())
+        .ok_or_else(|| err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", format!("at_local: {:?} is not YYYY-MM-DDTHH:MM[:SS]", b.at_local), Some("at_local")))?;
     let zone = st.config.dialer.time_zone.parse().unwrap_or(chrono_tz::UTC);
-    let cb = st.store.schedule_callback(b.lead_id, b.at_local, b.agent_id, &b.notes, zone).await.map_err(|e| {
+    let cb = st.store.schedule_callback(b.lead_id, at, b.agent_id, &b.notes, zone).await.map_err(|e| {
         let mut e = ApiError::from(e);
         e.field = Some("lead_id".into());
         e
