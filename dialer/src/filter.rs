@@ -359,7 +359,7 @@ impl Filter {
     }
 
     /// The filter as a SQL condition over the `leads` table, for `backend`, with `today` the
-    /// call centre's date. Placeholders start at `$first`; bind the returned values in order.
+    /// call centre's date. Parameters are numbered from `$first`; bind the returned values in order.
     pub fn to_sql(&self, backend: Backend, today: NaiveDate, first: usize) -> (String, Vec<Bind>) {
         let mut c = Compiler { backend, today, next: first, binds: Vec::new() };
         let sql = c.expr(&self.expr);

@@ -33,7 +33,7 @@ use crate::filter::{Bind, Filter};
 use crate::lead_state::LeadState;
 use crate::settings::NewLeadOrder;
 use crate::store::leads::{LEAD_COLUMNS, decode_lead};
-use crate::store::{Backend, CampaignStatus, Lead, Store, StoreError, placeholders};
+use crate::store::{Backend, CampaignStatus, Lead, Store, StoreError, bind_marks};
 use crate::window::WindowPolicy;
 
 /// A lead handed to the dialer.
@@ -347,7 +347,7 @@ async fn release(store: &Store, cond: &str, now: i64, owner: &str) -> Result<u64
 pub(crate) async fn blocked_numbers(conn: &mut sqlx::AnyConnection, campaign_id: i64, numbers: &[String]) -> Result<HashSet<String>, StoreError> {
     let mut out = HashSet::new();
     for chunk in numbers.chunks(1000) {
-        let sql = format!("SELECT phone FROM dnc WHERE campaign_id IN (0, {campaign_id}) AND phone IN ({})", placeholders(backend_of(conn), 1, chunk.len()));
+        let sql = format!("SELECT phone FROM dnc WHERE campaign_id IN (0, {campaign_id}) AND phone IN ({})", bind_marks(backend_of(conn), 1, chunk.len()));
         let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
         for n in chunk {
             q = q.bind(n.clone());
@@ -364,7 +364,7 @@ async fn locked_numbers(conn: &mut sqlx::AnyConnection, numbers: &[String], sinc
     for chunk in numbers.chunks(1000) {
         let sql = format!(
             "SELECT phone, MAX(started_at) FROM lead_attempts WHERE phone IN ({}) AND started_at > {since} AND abandoned GROUP BY phone",
-            placeholders(backend_of(conn), 1, chunk.len())
+            bind_marks(backend_of(conn), 1, chunk.len())
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for n in chunk {

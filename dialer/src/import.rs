@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader, Read};
 use serde::Serialize;
 
 use crate::phone::{Normalizer, zone_for_region, zones_of_region};
-use crate::store::{Store, StoreError, now_ms, placeholders};
+use crate::store::{Store, StoreError, now_ms, bind_marks};
 
 /// At most this many rejected rows are listed in a report (all are counted).
 pub const MAX_REJECTED_LISTED: usize = 10_000;
@@ -390,9 +390,9 @@ async fn write_batch(store: &Store, campaign_id: i64, list_id: i64, now: i64, ro
     }
     let mut tx = store.begin_write().await?;
     let backend = store.backend();
-    // The ids and the time are integers written into the statement, so every placeholder
-    // is a row's value (see `placeholders`).
-    let sql = format!("SELECT phone FROM dnc WHERE campaign_id IN (0, {campaign_id}) AND phone IN ({})", placeholders(backend, 1, rows.len()));
+    // The ids and the time are integers written into the statement, so every parameter
+    // is a row's value (see `bind_marks`).
+    let sql = format!("SELECT phone FROM dnc WHERE campaign_id IN (0, {campaign_id}) AND phone IN ({})", bind_marks(backend, 1, rows.len()));
     let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
     for r in &rows {
         q = q.bind(r.phone.clone());
@@ -415,7 +415,7 @@ async fn write_batch(store: &Store, campaign_id: i64, list_id: i64, now: i64, ro
             if i > 0 {
                 sql.push(',');
             }
-            sql += &format!("({list_id},{campaign_id},{},{now},{now})", placeholders(backend, i * 6 + 1, 6));
+            sql += &format!("({list_id},{campaign_id},{},{now},{now})", bind_marks(backend, i * 6 + 1, 6));
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql + " ON CONFLICT DO NOTHING"));
         for r in &rows {

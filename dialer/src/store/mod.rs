@@ -170,11 +170,11 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// `n` placeholders for values bound in order, numbered from `$first` on PostgreSQL. SQLite
+/// `n` parameter marks for values bound in order, numbered from `$first` on PostgreSQL. SQLite
 /// gets anonymous `?` (so the statement must have no numbered ones): with numbered
-/// placeholders, binding is quadratic there, because each lookup of a parameter's name
+/// marks, binding is quadratic there, because each lookup of a parameter's name
 /// walks the statement's list of names — most of an import's time with 6,000 of them.
-pub(crate) fn placeholders(backend: Backend, first: usize, n: usize) -> String {
+pub(crate) fn bind_marks(backend: Backend, first: usize, n: usize) -> String {
     match backend {
         Backend::Sqlite => vec!["?"; n].join(","),
         Backend::Postgres => (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(","),
