@@ -205,6 +205,11 @@ impl LiveAcd {
         inner.acd.view_at(campaign, Some(now))
     }
 
+    /// Agents ready now for a campaign (or all).
+    pub fn ready_agents(&self, campaign: Option<u64>) -> Vec<AgentId> {
+        self.lock().acd.ready_agents(campaign)
+    }
+
     async fn timer(self) {
         loop {
             let next = self.lock().acd.next_deadline();

@@ -387,6 +387,11 @@ impl Acd {
         v
     }
 
+    /// The agents ready now who work `campaign` (or any campaign).
+    pub fn ready_agents(&self, campaign: Option<u64>) -> Vec<AgentId> {
+        self.agents.values().filter(|a| matches!(a.state, AgentState::Ready) && a.spec.works(campaign)).map(|a| a.spec.id).collect()
+    }
+
     fn reserve(&mut self, agent: AgentId, call: CallId, now: Time) {
         self.set_state(agent, AgentState::Reserved(call), now);
         self.call_agent.insert(call, agent);

@@ -13,8 +13,8 @@ use std::io::{BufRead, BufReader, Read};
 
 use serde::Serialize;
 
-use crate::phone::{Normalizer, zone_for_region};
-use crate::store::{Store, StoreError, now_ms};
+use crate::phone::{Normalizer, zone_for_region, zones_of_region};
+use crate::store::{Store, StoreError, now_ms, bind_marks};
 
 /// At most this many rejected rows are listed in a report (all are counted).
 pub const MAX_REJECTED_LISTED: usize = 10_000;
@@ -92,6 +92,9 @@ pub enum ImportError {
 /// A row ready for the database.
 #[derive(Debug, Clone, PartialEq)]
 struct Row {
+    /// The number's region when its zone is unknown: the campaign then covers every zone of
+    /// that region, so such leads wait until the window is open in all of them.
+    region: Option<String>,
     phone: String,
     alt_phones: String,
     name: String,
@@ -167,7 +170,12 @@ impl RowParser {
             return Err(format!("expected {} fields, found {}", self.cols.width, rec.len()));
         }
         let text = |i: usize| -> Result<&str, String> {
-            std::str::from_utf8(&rec[i]).map(str::trim).map_err(|_| format!("field {} is not UTF-8", i + 1))
+            let t = std::str::from_utf8(&rec[i]).map(str::trim).map_err(|_| format!("field {} is not UTF-8", i + 1))?;
+            // PostgreSQL text cannot hold NUL: refuse the row here rather than fail the batch.
+            if t.contains('\0') {
+                return Err(format!("field {} contains a NUL character", i + 1));
+            }
+            Ok(t)
         };
         let primary = self.numbers.normalize(text(self.cols.phone)?)?;
         let mut alts = Vec::new();
@@ -186,7 +194,9 @@ impl RowParser {
         for (i, h) in &self.cols.fields {
             fields.insert(h.clone(), serde_json::Value::String(text(*i)?.to_string()));
         }
+        let region = if time_zone.is_none() { primary.region.clone() } else { None };
         Ok(Row {
+            region,
             phone: primary.e164,
             alt_phones: serde_json::to_string(&alts).expect("json"),
             name: opt(self.cols.name)?.unwrap_or_default(),
@@ -197,8 +207,20 @@ impl RowParser {
     }
 }
 
-/// Read `input` (CSV, UTF-8 with or without BOM, `,` or `;`) and send batches to `tx`.
-fn read_rows<R: Read>(input: R, opts: &ImportOptions, tx: &tokio::sync::mpsc::Sender<Result<Batch, ImportError>>) -> Result<(), ImportError> {
+/// Raw records of one batch, in file order, before their fields are checked.
+struct Chunk {
+    seq: u64,
+    /// (line, record) or (line, why the CSV reader refused it).
+    items: Vec<(u64, Result<csv::ByteRecord, String>)>,
+}
+
+type BatchTx = tokio::sync::mpsc::Sender<Result<(u64, Batch), ImportError>>;
+
+type CsvReader<R> = csv::Reader<std::io::Chain<std::io::Chain<std::io::Cursor<Vec<u8>>, BufReader<R>>, &'static [u8]>>;
+
+/// Open `input` (CSV, UTF-8 with or without BOM, `,` or `;`): read the header and resolve
+/// the columns.
+fn open_csv<R: Read>(input: R, opts: &ImportOptions) -> Result<(CsvReader<R>, std::sync::Arc<RowParser>), ImportError> {
     let numbers = Normalizer::new(&opts.default_country).map_err(ImportError::Header)?;
     let mut input = BufReader::with_capacity(1 << 16, input);
     let mut first = Vec::new();
@@ -220,79 +242,158 @@ fn read_rows<R: Read>(input: R, opts: &ImportOptions, tx: &tokio::sync::mpsc::Se
         .iter()
         .map(|h| String::from_utf8_lossy(h).trim().to_string())
         .collect();
-    let parser = RowParser { cols: Columns::resolve(&header, &opts.mapping).map_err(ImportError::Header)?, numbers };
+    let parser = std::sync::Arc::new(RowParser { cols: Columns::resolve(&header, &opts.mapping).map_err(ImportError::Header)?, numbers });
+    Ok((csv, parser))
+}
+
+/// Read the records and hand chunks of them to the parser threads. `tickets` bounds the
+/// chunks in flight (read but not yet written), which is what keeps memory flat.
+fn read_records<R: Read>(csv: &mut CsvReader<R>, work: &std::sync::mpsc::SyncSender<Chunk>, tickets: &std::sync::mpsc::Receiver<()>) -> Result<(), ImportError> {
+    let mut seq = 0;
+    let mut items = Vec::with_capacity(BATCH);
     let mut rec = csv::ByteRecord::new();
-    let mut batch = Batch { rows: Vec::with_capacity(BATCH), rejected: Vec::new() };
     loop {
         let line = csv.position().line();
-        match csv.read_byte_record(&mut rec) {
-            Ok(false) => break,
+        let done = match csv.read_byte_record(&mut rec) {
+            Ok(false) => true,
             Ok(true) => {
                 // The record's own start position counts skipped blank lines before it, so
                 // count back from where the parser stands now: one terminator plus any
                 // newlines inside quoted fields.
                 let inner: usize = rec.iter().map(|f| f.iter().filter(|&&b| b == b'\n').count()).sum();
                 let line = csv.position().line().saturating_sub(1 + inner as u64).max(line);
-                match parser.parse(&rec) {
-                    Ok(row) => batch.rows.push(row),
-                    Err(reason) => batch.rejected.push(Rejected { line, reason }),
-                }
+                items.push((line, Ok(rec.clone())));
+                false
             }
             Err(e) => match e.kind() {
                 csv::ErrorKind::Io(_) => {
                     let csv::ErrorKind::Io(source) = e.into_kind() else { unreachable!() };
                     return Err(ImportError::Read { line, source });
                 }
-                _ => batch.rejected.push(Rejected { line: e.position().map_or(line, |p| p.line()), reason: e.to_string() }),
+                _ => {
+                    items.push((e.position().map_or(line, |p| p.line()), Err(e.to_string())));
+                    false
+                }
             },
-        }
-        if batch.rows.len() >= BATCH {
-            let full = std::mem::replace(&mut batch, Batch { rows: Vec::with_capacity(BATCH), rejected: Vec::new() });
-            if tx.blocking_send(Ok(full)).is_err() {
-                return Ok(()); // the writer stopped; it reports why
+        };
+        if items.len() >= BATCH || (done && !items.is_empty()) {
+            // Wait for room: a chunk written frees a ticket. No ticket means the writer stopped.
+            if tickets.recv().is_err() {
+                return Ok(());
+            }
+            let chunk = Chunk { seq, items: std::mem::replace(&mut items, Vec::with_capacity(BATCH)) };
+            seq += 1;
+            if work.send(chunk).is_err() {
+                return Ok(());
             }
         }
+        if done {
+            return Ok(());
+        }
     }
-    let _ = tx.blocking_send(Ok(batch));
-    Ok(())
+}
+
+/// A parser thread: checks the fields of each chunk's records (number, zone, encoding).
+fn parse_chunks(parser: &RowParser, work: &std::sync::Mutex<std::sync::mpsc::Receiver<Chunk>>, out: &BatchTx) {
+    loop {
+        let next = work.lock().map(|rx| rx.recv());
+        let Ok(Ok(chunk)) = next else { return };
+        let mut batch = Batch { rows: Vec::with_capacity(chunk.items.len()), rejected: Vec::new() };
+        for (line, item) in chunk.items {
+            match item.and_then(|rec| parser.parse(&rec)) {
+                Ok(row) => batch.rows.push(row),
+                Err(reason) => batch.rejected.push(Rejected { line, reason }),
+            }
+        }
+        if out.blocking_send(Ok((chunk.seq, batch))).is_err() {
+            return;
+        }
+    }
 }
 
 /// Import a CSV stream into `list_id`. Only whole-file problems are errors; row problems
 /// are in the report. Rows written before a fatal error stay imported.
+///
+/// One thread reads records, a few threads (one per core, at most four) check them, and
+/// this task writes batches in file order, one transaction each.
 pub async fn import_csv<R: Read + Send + 'static>(store: &Store, list_id: i64, input: R, opts: ImportOptions) -> Result<ImportReport, ImportError> {
     let list = store.list(list_id).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-    let reader = tokio::task::spawn_blocking(move || {
-        if let Err(e) = read_rows(input, &opts, &tx) {
-            let _ = tx.blocking_send(Err(e));
-        }
-    });
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    let in_flight = 2 * workers + 2;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(u64, Batch), ImportError>>(in_flight);
+    let (ticket_tx, ticket_rx) = std::sync::mpsc::sync_channel::<()>(in_flight);
+    for _ in 0..in_flight {
+        let _ = ticket_tx.try_send(());
+    }
+    let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Chunk>(workers);
+    let reader = {
+        let tx = tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let (mut csv, parser) = match open_csv(input, &opts) {
+                Ok(x) => x,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            let work_rx = std::sync::Arc::new(std::sync::Mutex::new(work_rx));
+            let pool: Vec<_> = (0..workers)
+                .map(|_| {
+                    let (parser, work_rx, tx) = (parser.clone(), work_rx.clone(), tx.clone());
+                    std::thread::spawn(move || parse_chunks(&parser, &work_rx, &tx))
+                })
+                .collect();
+            drop(work_rx);
+            if let Err(e) = read_records(&mut csv, &work_tx, &ticket_rx) {
+                let _ = tx.blocking_send(Err(e));
+            }
+            drop(work_tx);
+            drop(tx);
+            for t in pool {
+                let _ = t.join();
+            }
+        })
+    };
+    drop(tx);
     let mut report = ImportReport::default();
     let mut zones: HashSet<String> = HashSet::new();
+    let started = now_ms();
+    let mut waiting: std::collections::BTreeMap<u64, Batch> = Default::default();
+    let mut next = 0;
     let result = async {
-        while let Some(batch) = rx.recv().await {
-            let batch = batch?;
-            report.rejected_total += batch.rejected.len() as u64;
-            let room = MAX_REJECTED_LISTED.saturating_sub(report.rejected.len());
-            report.rejected.extend(batch.rejected.into_iter().take(room));
-            write_batch(store, list.campaign_id, list_id, batch.rows, &mut report, &mut zones).await?;
+        while let Some(item) = rx.recv().await {
+            let (seq, batch) = item?;
+            waiting.insert(seq, batch);
+            while let Some(batch) = waiting.remove(&next) {
+                next += 1;
+                report.rejected_total += batch.rejected.len() as u64;
+                let room = MAX_REJECTED_LISTED.saturating_sub(report.rejected.len());
+                report.rejected.extend(batch.rejected.into_iter().take(room));
+                write_batch(store, list.campaign_id, list_id, started, batch.rows, &mut report, &mut zones).await?;
+                let _ = ticket_tx.try_send(());
+            }
         }
         Ok::<_, ImportError>(())
     }
     .await;
     drop(rx);
+    drop(ticket_tx);
     let _ = reader.await;
     result.map(|_| report)
 }
 
-async fn write_batch(store: &Store, campaign_id: i64, list_id: i64, rows: Vec<Row>, report: &mut ImportReport, zones: &mut HashSet<String>) -> Result<(), StoreError> {
+/// `now` is the import's start, the same for every batch: the statement's text (which holds
+/// it) then stays the same, and its prepared form is reused.
+async fn write_batch(store: &Store, campaign_id: i64, list_id: i64, now: i64, rows: Vec<Row>, report: &mut ImportReport, zones: &mut HashSet<String>) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
     let mut tx = store.begin_write().await?;
-    let placeholders: Vec<String> = (0..rows.len()).map(|i| format!("${}", i + 2)).collect();
-    let sql = format!("SELECT phone FROM dnc WHERE campaign_id IN (0, $1) AND phone IN ({})", placeholders.join(","));
-    let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(campaign_id);
+    let backend = store.backend();
+    // The ids and the time are integers written into the statement, so every parameter
+    // is a row's value (see `bind_marks`).
+    let sql = format!("SELECT phone FROM dnc WHERE campaign_id IN (0, {campaign_id}) AND phone IN ({})", bind_marks(backend, 1, rows.len()));
+    let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
     for r in &rows {
         q = q.bind(r.phone.clone());
     }
@@ -306,26 +407,26 @@ async fn write_batch(store: &Store, campaign_id: i64, list_id: i64, rows: Vec<Ro
         kept
     };
     if !rows.is_empty() {
-        let now = now_ms();
         let mut sql = String::from(
             "INSERT INTO leads (list_id, campaign_id, phone, alt_phones, name, time_zone, postal_code, fields, created_at, updated_at) VALUES ",
         );
-        // Six parameters a row plus three shared: a batch of 1000 uses 6,003.
+        // Six parameters a row: a batch of 1000 uses 6,000.
         for i in 0..rows.len() {
-            let b = i * 6 + 4;
             if i > 0 {
                 sql.push(',');
             }
-            sql += &format!("($1,$2,${},${},${},${},${},${},$3,$3)", b, b + 1, b + 2, b + 3, b + 4, b + 5);
+            sql += &format!("({list_id},{campaign_id},{},{now},{now})", bind_marks(backend, i * 6 + 1, 6));
         }
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql + " ON CONFLICT DO NOTHING")).bind(list_id).bind(campaign_id).bind(now);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql + " ON CONFLICT DO NOTHING"));
         for r in &rows {
             q = q.bind(r.phone.clone()).bind(r.alt_phones.clone()).bind(r.name.clone()).bind(r.time_zone.clone()).bind(r.postal_code.clone()).bind(r.fields.clone());
         }
         let inserted = q.execute(&mut *tx).await?.rows_affected();
         report.imported += inserted;
         report.duplicates += rows.len() as u64 - inserted;
-        for z in rows.iter().filter_map(|r| r.time_zone.as_ref()) {
+        let region_zones = rows.iter().filter_map(|r| r.region.as_deref()).filter(|r| zones.insert(format!("region:{r}"))).flat_map(zones_of_region).map(|z| z.name().to_string());
+        let region_zones: Vec<String> = region_zones.collect();
+        for z in rows.iter().filter_map(|r| r.time_zone.as_ref()).chain(region_zones.iter()) {
             if zones.insert(z.clone()) {
                 sqlx::query("INSERT INTO campaign_zones (campaign_id, time_zone) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(campaign_id)

@@ -14,6 +14,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod caller_id;
+pub mod filter;
 pub mod hopper;
 pub mod import;
 pub mod lead_state;

@@ -9,6 +9,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::lead_state::LeadState;
 use crate::retry::{self, Decision, DispositionFlags, History};
 use crate::store::leads::{LEAD_COLUMNS, decode_lead};
 use crate::store::{Backend, Store, StoreError};
@@ -103,6 +104,8 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound { what: "lead", id: o.lead_id.to_string() })?;
         let campaign = self.campaign(campaign_id).await?;
+        // The system outcome "abandoned" is an abandoned call whether or not the flag was set.
+        let abandoned = o.abandoned || o.outcome == "abandoned";
         let mut tx = self.begin_write().await?;
         let lock = if self.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
         let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1{lock}")))
@@ -135,7 +138,7 @@ impl Store {
         .bind(o.answered_by.clone())
         .bind(o.agent_id)
         .bind(o.disposition.clone())
-        .bind(o.abandoned)
+        .bind(abandoned)
         .bind(o.talk_s)
         .bind(o.wrap_s)
         .bind(o.recording_path.clone())
@@ -163,7 +166,7 @@ impl Store {
 
         let zone = lead.time_zone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(fallback_zone);
         let callback_at = o.callback.as_ref().map(|cb| retry::local_to_utc_ms(cb.at_local, zone));
-        let decision = retry::decide(rules, &flags, &h, o.abandoned, callback_at, now);
+        let decision = retry::decide(rules, &flags, &h, abandoned, callback_at, now);
 
         if flags.dnc {
             // "Do not call" means no campaign of this centre calls again: the system list.
@@ -174,7 +177,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let held_elsewhere = lead.state.is_leased() && lead.lease_owner.as_deref() != Some(o.owner.as_str());
+        // Another node holds the lead now, or a manager put it on DNC meanwhile: the call
+        // is recorded but the lead stays where it is.
+        let held_elsewhere = (lead.state.is_leased() && lead.lease_owner.as_deref() != Some(o.owner.as_str())) || lead.state == LeadState::Dnc;
         let (state, due) = match decision {
             Decision::Retry { at } => ("retry", Some(at)),
             Decision::Callback { at } => ("callback", Some(at)),

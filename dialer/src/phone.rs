@@ -12,7 +12,8 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 
 use chrono_tz::Tz;
-use phonenumber::country;
+use phonenumber::metadata::DATABASE;
+use phonenumber::{Metadata, country};
 
 /// Where the system's tzdata keeps the country → zone table.
 const ZONE_TAB: &str = "/usr/share/zoneinfo/zone.tab";
@@ -53,14 +54,32 @@ impl Normalizer {
         } else {
             raw
         };
-        let n = phonenumber::parse(Some(self.default), text).map_err(|e| format!("{raw:?} is not a phone number ({e})"))?;
-        if !phonenumber::is_valid(&n) {
+        // An international number is parsed without the default country: with one, the
+        // crate strips that country's national prefix from it (`+33 1 42…` with US loses
+        // its `1`).
+        let default = if text.starts_with('+') { None } else { Some(self.default) };
+        let n = phonenumber::parse(default, text).map_err(|e| format!("{raw:?} is not a phone number ({e})"))?;
+        // The same test as `phonenumber::is_valid`, but finding the number's metadata once
+        // (it also names the region): that lookup is most of an import's CPU time.
+        let meta = n.metadata(&DATABASE).filter(|m| has_known_type(m, &n.national().value().to_string()));
+        let Some(meta) = meta else {
             return Err(format!("{raw:?} is not a valid number"));
-        }
+        };
         let e164 = n.format().mode(phonenumber::Mode::E164).to_string();
-        let region = n.country().id().map(|id| id.as_ref().to_string());
+        let region = Some(meta.id()).filter(|id| id.len() == 2).map(str::to_string);
         Ok(Normalized { e164, region })
     }
+}
+
+/// True when the national number matches one of the region's number types: what
+/// `phonenumber::is_valid` checks once it has found the region.
+fn has_known_type(meta: &Metadata, national: &str) -> bool {
+    let d = meta.descriptors();
+    d.general().is_match(national)
+        && [d.premium_rate(), d.toll_free(), d.shared_cost(), d.voip(), d.personal_number(), d.pager(), d.uan(), d.voicemail(), d.fixed_line(), d.mobile()]
+            .into_iter()
+            .flatten()
+            .any(|x| x.is_match(national))
 }
 
 fn zone_table() -> &'static HashMap<String, Vec<String>> {
@@ -115,6 +134,19 @@ mod tests {
         assert!(us.normalize("hello").is_err());
         assert!(us.normalize("123").is_err());
         assert!(Normalizer::new("XX").is_err());
+    }
+
+    #[test]
+    fn validity_agrees_with_the_crate() {
+        let us = Normalizer::new("US").unwrap();
+        for raw in ["+14155552671", "+1 800 555 0100", "+1 900 555 0100", "+44 7911 123456", "+44 20 7946 0958", "+1 787 555 0100", "+33 1 42 68 53 00", "+1 555 555 0100", "+44 20 0000 0000", "+800 1234 5678", "+1 212 000 0000", "+49 30 123456"] {
+            let crate_says = phonenumber::parse(None, raw).map(|n| (phonenumber::is_valid(&n), n.country().id().map(|i| i.as_ref().to_string()))).unwrap();
+            let ours = us.normalize(raw);
+            assert_eq!(ours.is_ok(), crate_says.0, "{raw}");
+            if let Ok(n) = ours {
+                assert_eq!(n.region, crate_says.1, "{raw}");
+            }
+        }
     }
 
     #[test]

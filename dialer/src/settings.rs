@@ -337,6 +337,23 @@ pub fn render_script(script: &str, lookup: impl Fn(&str) -> Option<String>) -> S
     out
 }
 
+impl CampaignSettings {
+    /// The campaign's script for one lead, as the agent's screen pop shows it: `{{name}}`,
+    /// `{{phone}}`, `{{postal_code}}`, `{{time_zone}}`, then the lead's custom fields.
+    pub fn script_for(&self, lead: &crate::store::Lead) -> String {
+        render_script(&self.script, |k| match k {
+            "name" => Some(lead.name.clone()),
+            "phone" => Some(lead.phone.clone()),
+            "postal_code" => lead.postal_code.clone(),
+            "time_zone" => lead.time_zone.clone(),
+            _ => lead.fields.get(k).map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

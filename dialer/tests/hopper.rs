@@ -212,41 +212,92 @@ async fn leases_expire_and_start_up_reconciles_a_crash() {
     }
 }
 
+/// Two `pacer` nodes against one PostgreSQL: two processes (this test binary started
+/// twice, each running [`claimer_process`]) claim the same list as fast as they can; every
+/// lead must be claimed exactly once.
 #[tokio::test]
 async fn two_claimers_never_take_the_same_lead() {
+    use std::io::{BufRead, Write};
     let Some(db) = TestDb::postgres().await else { return };
     let s = &db.store;
     let c = running(s, CampaignSettings::default()).await;
     const N: usize = 3000;
     let csv = (0..N).fold(String::from("phone\n"), |acc, i| acc + &format!("+1415{:07}\n", 2_000_000 + i));
     import(s, c, "L", 0, csv).await;
-    let mut tasks = Vec::new();
+    let exe = std::env::current_exe().unwrap();
+    let mut children = Vec::new();
     for node in ["node-1", "node-2"] {
-        // Each claimer has its own pool, as two processes would.
-        let store = Store::connect(&db.url, &Default::default()).await.unwrap();
-        tasks.push(tokio::spawn(async move {
-            let h = Hopper::new(store, &cfg());
-            let mut mine = Vec::new();
-            loop {
-                let got = h.claim(c, node, 7, t0()).await.unwrap();
-                if got.is_empty() {
-                    break;
-                }
-                mine.extend(got.into_iter().map(|x| x.lead.id));
-            }
-            mine
-        }));
+        let child = std::process::Command::new(&exe)
+            .args(["--exact", "claimer_process", "--nocapture", "--test-threads=1"])
+            .env("PACER_CLAIMER", format!("{}|{c}|{node}", db.url))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        children.push(child);
+    }
+    // Each connects and says "ready"; then both are told to go at once.
+    let mut outputs = Vec::new();
+    for child in &mut children {
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        // The harness writes "test claimer_process ... " just before the child's "ready".
+        while !line.trim_end().ends_with("ready") {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "a claimer ended before it was ready");
+        }
+        outputs.push(out);
+    }
+    for child in &mut children {
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     }
     let mut all = Vec::new();
     let mut per_node = Vec::new();
-    for t in tasks {
-        let got = t.await.unwrap();
-        per_node.push(got.len());
-        all.extend(got);
+    for (mut child, out) in children.into_iter().zip(outputs) {
+        let mine: Vec<i64> = out.lines().map_while(Result::ok).filter_map(|l| l.strip_prefix("claimed ").map(|x| x.parse().unwrap())).collect();
+        assert!(child.wait().unwrap().success(), "a claimer failed");
+        per_node.push(mine.len());
+        all.extend(mine);
     }
     let unique: HashSet<i64> = all.iter().copied().collect();
     assert_eq!(all.len(), N, "claims per node: {per_node:?}");
     assert_eq!(unique.len(), N, "a lead was claimed twice");
     assert!(per_node.iter().all(|&n| n > 0), "both claimers worked: {per_node:?}");
+    // The database agrees: every lead is leased, to the node that reported it.
+    let leased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leads WHERE campaign_id = $1 AND state = 'hopper' AND lease_owner IN ('node-1', 'node-2')")
+        .bind(c)
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(leased as usize, N);
     db.cleanup().await;
+}
+
+/// The claimer node of [`two_claimers_never_take_the_same_lead`]: it does its work only in
+/// the child processes that test starts (with `PACER_CLAIMER` set), and is otherwise idle.
+#[tokio::test]
+async fn claimer_process() {
+    use std::io::Write;
+    let Ok(spec) = std::env::var("PACER_CLAIMER") else { return };
+    let mut parts = spec.split('|');
+    let (url, c, node) = (parts.next().unwrap().to_string(), parts.next().unwrap().parse::<i64>().unwrap(), parts.next().unwrap().to_string());
+    let store = Store::connect(&url, &Default::default()).await.unwrap();
+    store.ping().await.unwrap();
+    let h = Hopper::new(store, &cfg());
+    // Straight to the process's stdout: the test harness may capture `println!`.
+    writeln!(std::io::stdout(), "ready").unwrap();
+    std::io::stdout().flush().unwrap();
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go).unwrap();
+    let mut out = std::io::stdout().lock();
+    loop {
+        let got = h.claim(c, &node, 7, t0()).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for x in got {
+            writeln!(out, "claimed {}", x.lead.id).unwrap();
+        }
+    }
+    out.flush().unwrap();
 }

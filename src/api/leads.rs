@@ -20,12 +20,17 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("post", "/dispositions", post(create_disposition)),
         ("delete", "/dispositions/{code}", delete(delete_disposition)),
         ("get", "/callbacks", get(callbacks)),
+        ("post", "/callbacks", post(schedule_callback)),
         ("delete", "/callbacks/{id}", delete(cancel_callback)),
         ("post", "/outcomes", post(outcome)),
     ]
 }
 
-async fn search(State(st): State<AppState>, ApiQuery(q): ApiQuery<LeadQuery>) -> Result<Json<Vec<Lead>>, ApiError> {
+async fn search(State(st): State<AppState>, ApiQuery(mut q): ApiQuery<LeadQuery>) -> Result<Json<Vec<Lead>>, ApiError> {
+    if let Some(f) = &q.filter {
+        super::lists::check_filter(f)?;
+    }
+    q.today = Some(super::lists::centre_today(&st));
     Ok(Json(st.store.search_leads(&q).await?))
 }
 
@@ -60,6 +65,33 @@ async fn delete_disposition(State(st): State<AppState>, ApiPath(code): ApiPath<S
 
 async fn callbacks(State(st): State<AppState>, ApiQuery(q): ApiQuery<CallbackQuery>) -> Result<Json<Vec<Callback>>, ApiError> {
     Ok(Json(st.store.callbacks(&q).await?))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallbackBody {
+    lead_id: i64,
+    /// The lead's local wall-clock time, `YYYY-MM-DDTHH:MM[:SS]`.
+    at_local: String,
+    /// Only this agent gets it (until the campaign's grace); absent: anyone.
+    agent_id: Option<i64>,
+    #[serde(default)]
+    notes: String,
+}
+
+/// A manager (or an integration) schedules a callback; it replaces the lead's open one.
+async fn schedule_callback(State(st): State<AppState>, ApiJson(b): ApiJson<CallbackBody>) -> Result<(StatusCode, Json<Callback>), ApiError> {
+    let at = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(b.at_local.trim(), f).ok())
+        .ok_or_else(|| err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", format!("at_local: {:?} is not YYYY-MM-DDTHH:MM[:SS]", b.at_local), Some("at_local")))?;
+    let zone = st.config.dialer.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let cb = st.store.schedule_callback(b.lead_id, at, b.agent_id, &b.notes, zone).await.map_err(|e| {
+        let mut e = ApiError::from(e);
+        e.field = Some("lead_id".into());
+        e
+    })?;
+    Ok((StatusCode::CREATED, Json(cb)))
 }
 
 async fn cancel_callback(State(st): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<StatusCode, ApiError> {

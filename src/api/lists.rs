@@ -32,10 +32,33 @@ async fn one(State(st): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Js
 struct UpdateBody {
     priority: Option<i64>,
     active: Option<bool>,
+    /// Which leads of the list are dialled (a field expression); `""` clears it.
+    filter: Option<String>,
 }
 
 async fn update(State(st): State<AppState>, ApiPath(id): ApiPath<i64>, ApiJson(b): ApiJson<UpdateBody>) -> Result<Json<List>, ApiError> {
-    Ok(Json(st.store.update_list(id, b.priority, b.active).await?))
+    if let Some(f) = &b.filter {
+        check_filter(f)?;
+    }
+    let list = st.store.update_list(id, b.priority, b.active).await?;
+    match &b.filter {
+        Some(f) => Ok(Json(st.store.set_list_filter(id, f).await?)),
+        None => Ok(Json(list)),
+    }
+}
+
+/// A filter expression, or a 422 naming the character at fault.
+pub(super) fn check_filter(f: &str) -> Result<(), ApiError> {
+    if f.trim().is_empty() {
+        return Ok(());
+    }
+    pacer_dialer::filter::Filter::parse(f).map(|_| ()).map_err(|e| err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_filter", e.to_string(), Some("filter")))
+}
+
+/// The call centre's date: what `today` means in filters.
+pub(super) fn centre_today(st: &AppState) -> chrono::NaiveDate {
+    let zone: chrono_tz::Tz = st.config.dialer.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    chrono::Utc::now().with_timezone(&zone).date_naive()
 }
 
 #[derive(Deserialize, Default)]
@@ -63,16 +86,27 @@ async fn import(State(st): State<AppState>, ApiPath(id): ApiPath<i64>, ApiQuery(
     }
 }
 
-/// Every lead of the list, 1000 at a time, as CSV.
-async fn export(State(st): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Response, ApiError> {
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct ExportQuery {
+    /// Only leads matching this field expression.
+    filter: Option<String>,
+}
+
+/// Every lead of the list (or those matching `filter`), 1000 at a time, as CSV.
+async fn export(State(st): State<AppState>, ApiPath(id): ApiPath<i64>, ApiQuery(eq): ApiQuery<ExportQuery>) -> Result<Response, ApiError> {
     st.store.list(id).await?;
+    if let Some(f) = &eq.filter {
+        check_filter(f)?;
+    }
+    let today = centre_today(&st);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let store = st.store.clone();
     tokio::spawn(async move {
         let mut after = 0;
         let mut first = true;
         loop {
-            let q = LeadQuery { list_id: Some(id), after_id: Some(after), limit: Some(1000), ..Default::default() };
+            let q = LeadQuery { list_id: Some(id), after_id: Some(after), limit: Some(1000), filter: eq.filter.clone(), today: Some(today), ..Default::default() };
             let page = match store.search_leads(&q).await {
                 Ok(p) => p,
                 Err(e) => {

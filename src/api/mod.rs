@@ -83,11 +83,42 @@ impl From<StoreError> for ApiError {
 /// `Json<T>` whose rejections are [`ApiError`]s.
 pub struct ApiJson<T>(pub T);
 
+/// The path of the first string in `v` that holds a NUL character (which PostgreSQL
+/// cannot store), like `settings.script` or `phones[2]`.
+fn nul_at(v: &serde_json::Value, path: &str) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => Some(path.to_string()),
+        serde_json::Value::Array(a) => a.iter().enumerate().find_map(|(i, x)| nul_at(x, &format!("{path}[{i}]"))),
+        serde_json::Value::Object(o) => o.iter().find_map(|(k, x)| {
+            if k.contains('\0') {
+                return Some(path.to_string());
+            }
+            nul_at(x, &if path.is_empty() { k.clone() } else { format!("{path}.{k}") })
+        }),
+        _ => None,
+    }
+}
+
+fn nul_error(field: &str) -> ApiError {
+    err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_text", "text may not contain a NUL character", Some(field))
+}
+
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => {
+                if let Some(field) = nul_at(&v, "") {
+                    return Err(nul_error(&field));
+                }
+                // Typed from the value, so that the message still names the field at fault.
+                serde_path_to_error::deserialize(v).map(ApiJson).map_err(|e| {
+                    let field = e.path().to_string();
+                    let mut a = err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", format!("{field}: {}", e.inner()), None);
+                    a.field = Some(field).filter(|f| f != ".");
+                    a
+                })
+            }
             Err(rej) => Err(match &rej {
                 // The text names the JSON path at fault, e.g. "settings.ring_timeout_s: invalid type…".
                 JsonRejection::JsonDataError(_) => err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", rej.body_text(), None),
@@ -107,6 +138,10 @@ pub struct ApiQuery<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if let Some(q) = parts.uri.query().filter(|q| q.contains("%00")) {
+            let key = q.split('&').find(|kv| kv.contains("%00")).and_then(|kv| kv.split('=').next()).unwrap_or("query");
+            return Err(err(StatusCode::BAD_REQUEST, "bad_query", "query parameters may not contain a NUL character", Some(key)));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
@@ -120,6 +155,9 @@ pub struct ApiPath<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if parts.uri.path().contains("%00") {
+            return Err(err(StatusCode::BAD_REQUEST, "bad_path", "the path may not contain a NUL character", None));
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| ApiPath(p.0))

@@ -165,3 +165,65 @@ async fn a_campaign_from_creation_to_reports() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn filters_callbacks_and_nul_characters() {
+    for db in TestDb::all().await {
+        let app = app(&db);
+        let (_, c) = json_call(&app, "POST", "/api/v1/campaigns", Some(json!({"name": "Renewals"}))).await;
+        let id = c["id"].as_i64().unwrap();
+        json_call(&app, "POST", &format!("/api/v1/campaigns/{id}/start"), None).await;
+        let (_, l) = json_call(&app, "POST", &format!("/api/v1/campaigns/{id}/lists"), Some(json!({"name": "Q1"}))).await;
+        let list = l["id"].as_i64().unwrap();
+        let csv = "phone,tz,balance,plan\n4155550101,America/Los_Angeles,5,gold\n4155550102,America/Los_Angeles,50,silver\n4155550103,America/Los_Angeles,7,silver\n";
+        let (s, text) = call(&app, "POST", &format!("/api/v1/lists/{list}/import"), Some(("text/csv", csv.into()))).await;
+        assert_eq!(s, StatusCode::OK, "{text}");
+
+        // Lead search and export by field expression; a bad one names its position.
+        let (s, v) = json_call(&app, "GET", &format!("/api/v1/leads?list_id={list}&filter=balance%20%3C%2010%20and%20plan%20%3D%20silver"), None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v.as_array().unwrap().iter().map(|l| l["phone"].as_str().unwrap()).collect::<Vec<_>>(), ["+14155550103"]);
+        let (s, v) = json_call(&app, "GET", "/api/v1/leads?filter=balance%20%3C", None).await;
+        assert_eq!((s, v["code"].as_str(), v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_filter"), Some("filter")), "{v}");
+        let (s, text) = call(&app, "GET", &format!("/api/v1/lists/{list}/export?filter=plan%20%3D%20gold"), None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(text.contains("+14155550101") && !text.contains("+14155550102"), "{text}");
+        // The list's own filter decides what is dialled.
+        let (s, v) = json_call(&app, "PATCH", &format!("/api/v1/lists/{list}"), Some(json!({"filter": "balance < 10"}))).await;
+        assert_eq!((s, v["filter"].as_str()), (StatusCode::OK, Some("balance < 10")), "{v}");
+        let (s, v) = json_call(&app, "PATCH", &format!("/api/v1/lists/{list}"), Some(json!({"filter": "balance <> "}))).await;
+        assert_eq!((s, v["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_filter")), "{v}");
+
+        // Callbacks scheduled by a manager, in the lead's local time, owned by an agent.
+        let (_, leads) = json_call(&app, "GET", &format!("/api/v1/leads?list_id={list}"), None).await;
+        let lead = leads[0]["id"].as_i64().unwrap();
+        let (s, v) = json_call(&app, "POST", "/api/v1/callbacks", Some(json!({"lead_id": lead, "at_local": "2030-01-02T09:30", "agent_id": 7, "notes": "renewal"}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        // 09:30 in Los Angeles (PST) is 17:30 UTC.
+        assert_eq!((v["due_at"].as_i64(), v["agent_id"].as_i64()), (Some(1893605400000), Some(7)));
+        let (_, v) = json_call(&app, "GET", &format!("/api/v1/leads/{lead}"), None).await;
+        assert_eq!((v["state"].as_str(), v["owner_agent_id"].as_i64()), (Some("callback"), Some(7)));
+        let (s, v) = json_call(&app, "POST", "/api/v1/callbacks", Some(json!({"lead_id": 999999, "at_local": "2030-01-02T09:30"}))).await;
+        assert_eq!((s, v["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+        let (s, v) = json_call(&app, "POST", "/api/v1/callbacks", Some(json!({"lead_id": lead, "at_local": "next tuesday"}))).await;
+        assert_eq!((s, v["code"].as_str(), v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_body"), Some("at_local")), "{v}");
+
+        // NUL characters (which PostgreSQL cannot store) are refused as bad input, not a 500.
+        let (s, v) = json_call(&app, "POST", "/api/v1/campaigns", Some(json!({"name": "a\u{0}b"}))).await;
+        assert_eq!((s, v["code"].as_str(), v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_text"), Some("name")), "{v}");
+        let (s, v) = json_call(&app, "PATCH", &format!("/api/v1/leads/{lead}"), Some(json!({"fields": {"note": ["ok", "bad\u{0}"]}}))).await;
+        assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("fields.note[1]")), "{v}");
+        let (s, v) = json_call(&app, "GET", "/api/v1/leads?name=%00", None).await;
+        assert_eq!((s, v["code"].as_str(), v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_query"), Some("name")), "{v}");
+        let (s, v) = json_call(&app, "DELETE", "/api/v1/dnc/0/%2B1415%00", None).await;
+        assert_eq!((s, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_path")), "{v}");
+        let (s, text) = call(&app, "POST", &format!("/api/v1/lists/{list}/import"), Some(("text/csv", "phone,name\n4155550109,Nul\u{0}\n4155550110,Ok\n".into()))).await;
+        assert_eq!(s, StatusCode::OK, "{text}");
+        let r: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((r["imported"].as_i64(), r["rejected"][0]["line"].as_i64()), (Some(1), Some(2)), "{r}");
+        // A wrong type names its field.
+        let (s, v) = json_call(&app, "POST", "/api/v1/campaigns", Some(json!({"name": 5}))).await;
+        assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("name")), "{v}");
+        db.cleanup().await;
+    }
+}

@@ -16,7 +16,7 @@ use pacer_acd::{AgentId, CallId, CallOffer};
 use pacer_dialer::hopper::Claimed;
 use pacer_dialer::outcome::{CallOutcome, CallbackRequest};
 use pacer_dialer::pacing::{CallStage, Outcome as PacingOutcome};
-use pacer_dialer::settings::{AmdAction, CallerIdMode};
+use pacer_dialer::settings::AmdAction;
 use pacer_dialer::store::{Campaign, CdrQuery, StoreError, now_ms};
 use pacer_media::amd::{AmdConfig, BeepDetector, Detector, VerdictKind};
 use pacer_media::{Bridge, Endpoint, Prompt};
@@ -43,26 +43,6 @@ const DISPOSITION_GRACE: Duration = Duration::from_secs(30);
 /// The trunks a campaign dials on: its own list, else the first configured trunk.
 pub fn trunks_of(ctx: &Ctx, c: &Campaign) -> Vec<String> {
     if c.settings.trunks.is_empty() { ctx.config.trunks.first().map(|t| vec![t.name.clone()]).unwrap_or_default() } else { c.settings.trunks.clone() }
-}
-
-/// The caller ID for this call: the one number, the next of the pool, or the pool number
-/// sharing the called number's area code (local presence), else the first.
-pub fn caller_id_for(c: &Campaign, number: &str, seq: u64) -> Option<String> {
-    let nums = &c.settings.caller_id.numbers;
-    if nums.is_empty() {
-        return None;
-    }
-    Some(match c.settings.caller_id.mode {
-        CallerIdMode::One => nums[0].clone(),
-        CallerIdMode::Pool => nums[(seq % nums.len() as u64) as usize].clone(),
-        CallerIdMode::LocalPresence => {
-            // E.164 "+1NPA…": the area code is the digits after the country code; comparing
-            // the leading 5 characters covers NANP (+1 and three digits) exactly and is a
-            // close approximation elsewhere.
-            let key = |n: &str| n.chars().take(5).collect::<String>();
-            nums.iter().find(|n| key(n) == key(number)).unwrap_or(&nums[0]).clone()
-        }
-    })
 }
 
 /// The system disposition of a SIP failure.
@@ -159,11 +139,10 @@ async fn drive(
         camp.reports.send(Report::Outcome(PacingOutcome::Failed { after_s: 0.0 })).ok();
         return None;
     };
-    let seq = camp.caller_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let req = OriginateRequest {
         trunk,
         number: claimed.number.clone(),
-        caller_id: caller_id_for(c, &claimed.number, seq),
+        caller_id: claimed.caller_id.clone(),
         sdp_offer: leg.local_offer().into_bytes(),
         ring_timeout: Duration::from_secs(u64::from(s.ring_timeout_s.max(15))),
     };
@@ -825,7 +804,7 @@ async fn screen_pop(ctx: &Ctx, c: &Campaign, claimed: &Claimed, id: CallId, mach
 async fn transfer_out(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut Line, number: &str) -> Result<Option<(Line, Endpoint, Bridge)>, String> {
     let trunk = trunks_of(ctx, c).first().cloned().ok_or("no trunk for the transfer")?;
     let far_leg = ctx.media.rtp_endpoint().await.map_err(|e| e.to_string())?;
-    let caller_id = caller_id_for(c, number, 0);
+    let caller_id = c.settings.caller_id_for(number, 0);
     let req = OriginateRequest { trunk, number: number.to_string(), caller_id, sdp_offer: far_leg.local_offer().into_bytes(), ring_timeout: TRANSFER_WAIT };
     let mut far = Line::Out(ctx.sip.originate(req).map_err(|e| e.to_string())?);
     loop {
@@ -918,29 +897,4 @@ async fn wait_hangup(call: &mut Line) -> &'static str {
 /// Reads the call's remaining events so its last one (our BYE's result) is seen.
 async fn drain(call: &mut Line) {
     let _ = tokio::time::timeout(Duration::from_secs(5), async { while call.next_event().await.is_some() {} }).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use pacer_dialer::settings::{CallerId, CampaignSettings};
-    use pacer_dialer::store::{CampaignStatus, DialMode};
-
-    fn campaign(mode: CallerIdMode, numbers: &[&str]) -> Campaign {
-        let settings = CampaignSettings { caller_id: CallerId { mode, numbers: numbers.iter().map(|s| s.to_string()).collect() }, ..CampaignSettings::default() };
-        Campaign { id: 1, name: "c".into(), status: CampaignStatus::Running, dial_mode: DialMode::Predictive, settings, created_at: 0, updated_at: 0, started_at: None }
-    }
-
-    #[test]
-    fn caller_id_modes() {
-        let c = campaign(CallerIdMode::Pool, &["+15550000001", "+15550000002"]);
-        assert_eq!(caller_id_for(&c, "+12125551234", 0).as_deref(), Some("+15550000001"));
-        assert_eq!(caller_id_for(&c, "+12125551234", 1).as_deref(), Some("+15550000002"));
-        assert_eq!(caller_id_for(&c, "+12125551234", 2).as_deref(), Some("+15550000001"));
-        let c = campaign(CallerIdMode::LocalPresence, &["+13125550000", "+12125550000"]);
-        assert_eq!(caller_id_for(&c, "+12125551234", 0).as_deref(), Some("+12125550000"));
-        assert_eq!(caller_id_for(&c, "+14155551234", 0).as_deref(), Some("+13125550000"));
-        let c = campaign(CallerIdMode::One, &[]);
-        assert_eq!(caller_id_for(&c, "+12125551234", 0), None);
-    }
 }

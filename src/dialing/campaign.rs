@@ -101,8 +101,6 @@ pub struct CampaignCtx {
     pub campaign: Mutex<Campaign>,
     pub in_flight: InFlight,
     pub reports: mpsc::UnboundedSender<Report>,
-    /// Rotates the caller-ID pool.
-    pub caller_seq: std::sync::atomic::AtomicU64,
 }
 
 impl CampaignCtx {
@@ -149,7 +147,7 @@ impl Runner {
         let (tx, rx) = mpsc::unbounded_channel();
         let next_call = first_call_id(campaign.id) + (pacer_dialer::store::now_ms() as u64 & 0xff_ffff) * 1000;
         let in_flight = InFlight::new(ctx.metrics.in_flight.clone(), &campaign.name);
-        let camp = Arc::new(CampaignCtx { campaign: Mutex::new(campaign), in_flight, reports: tx, caller_seq: Default::default() });
+        let camp = Arc::new(CampaignCtx { campaign: Mutex::new(campaign), in_flight, reports: tx });
         Runner { ctx, camp, reports: rx, stop, explain, tasks, next_call }
     }
 
@@ -280,7 +278,9 @@ impl Runner {
     async fn dial(&mut self, n: u32) {
         let c = self.camp.campaign();
         let started = std::time::Instant::now();
-        let claimed = self.ctx.hopper.claim(c.id, &self.ctx.node, n as usize, chrono::Utc::now()).await;
+        // Callbacks owned by an agent wait for that agent to be ready (or their grace).
+        let ready: Vec<i64> = self.ctx.acd.ready_agents(Some(c.id as u64)).into_iter().map(|a| a as i64).collect();
+        let claimed = self.ctx.hopper.claim_for_agents(c.id, &self.ctx.node, n as usize, chrono::Utc::now(), &ready).await;
         self.ctx.metrics.db_seconds.with_label_values(&["claim"]).observe(started.elapsed().as_secs_f64());
         let claimed = match claimed {
             Ok(l) => l,

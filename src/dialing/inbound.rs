@@ -122,7 +122,7 @@ async fn handle(ctx: Arc<Ctx>, call: InboundCall, id: CallId) {
         ..CallOutcome::default()
     });
     let mut line = Line::In(call);
-    let claimed = Claimed { number: lead.phone.clone(), reserved_for_agent: None, lead };
+    let claimed = Claimed { number: lead.phone.clone(), reserved_for_agent: None, caller_id: None, lead };
     let open = WindowPolicy::new(&c.settings.windows, &ctx.config.dialer.legal_window_start, &ctx.config.dialer.legal_window_end)
         .ok()
         .filter(|p| p.open_in(ctx.centre_zone, Utc::now()));

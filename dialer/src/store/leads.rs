@@ -5,6 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, is_unique_violation, now_ms};
+use crate::filter::{Bind, Filter};
 use crate::lead_state::LeadState;
 
 /// A list of leads inside a campaign.
@@ -17,6 +18,8 @@ pub struct List {
     pub priority: i64,
     /// An inactive list is kept but not dialled.
     pub active: bool,
+    /// A [`crate::filter::Filter`] expression: only matching leads are dialled (empty: all).
+    pub filter: String,
     pub created_at: i64,
 }
 
@@ -57,6 +60,12 @@ pub struct LeadQuery {
     pub limit: Option<i64>,
     /// Leads with an id greater than this (keyset paging).
     pub after_id: Option<i64>,
+    /// A field expression ([`crate::filter::Filter`]), e.g. `balance < 10`.
+    pub filter: Option<String>,
+    /// The date `today` means in `filter` (default: today in UTC); callers pass the call
+    /// centre's date.
+    #[serde(skip)]
+    pub today: Option<chrono::NaiveDate>,
 }
 
 /// Editable lead fields; `None` keeps the value.
@@ -111,12 +120,13 @@ fn decode_list(row: &AnyRow) -> Result<List, StoreError> {
         name: row.try_get("name")?,
         priority: row.try_get("priority")?,
         active: row.try_get::<i64, _>("active")? != 0,
+        filter: row.try_get("filter")?,
         created_at: row.try_get("created_at")?,
     })
 }
 
 // Booleans are read as 0/1: the Any driver cannot decode SQLite's BOOLEAN.
-const LIST_COLUMNS: &str = "id, campaign_id, name, priority, CASE WHEN active THEN 1 ELSE 0 END AS active, created_at";
+const LIST_COLUMNS: &str = "id, campaign_id, name, priority, CASE WHEN active THEN 1 ELSE 0 END AS active, filter, created_at";
 
 impl Store {
     /// A new, active list in a campaign. Names are unique per campaign.
@@ -177,6 +187,18 @@ impl Store {
         self.list(id).await
     }
 
+    /// Set (or with an empty text, clear) the filter that decides which of the list's
+    /// leads are dialled. The expression is checked first; its error names the character.
+    pub async fn set_list_filter(&self, id: i64, filter: &str) -> Result<List, StoreError> {
+        let filter = filter.trim();
+        if !filter.is_empty() {
+            Filter::parse(filter).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        }
+        self.list(id).await?;
+        sqlx::query("UPDATE lists SET filter = $1 WHERE id = $2").bind(filter).bind(id).execute(self.pool()).await?;
+        self.list(id).await
+    }
+
     pub async fn lead(&self, id: i64) -> Result<Lead, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1")))
             .bind(id)
@@ -209,6 +231,16 @@ impl Store {
         if q.name.is_some() {
             sql += &next("name", "LIKE");
         }
+        let filter = match &q.filter {
+            Some(f) if !f.trim().is_empty() => {
+                let f = Filter::parse(f).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let today = q.today.unwrap_or_else(|| chrono::Utc::now().date_naive());
+                let (cond, binds) = f.to_sql(self.backend(), today, n + 1);
+                sql += &format!(" AND {cond}");
+                binds
+            }
+            _ => Vec::new(),
+        };
         sql += " ORDER BY id LIMIT ";
         sql += &q.limit.unwrap_or(100).clamp(1, 1000).to_string();
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(q.after_id.unwrap_or(0));
@@ -226,6 +258,12 @@ impl Store {
         }
         if let Some(v) = &q.name {
             query = query.bind(format!("%{}%", v.replace('%', "").replace('_', "")));
+        }
+        for b in filter {
+            query = match b {
+                Bind::Text(t) => query.bind(t),
+                Bind::Number(x) => query.bind(x),
+            };
         }
         query.fetch_all(self.pool()).await?.iter().map(decode_lead).collect()
     }

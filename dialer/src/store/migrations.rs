@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "campaign data", include_str!("../../migrations/0002_campaign_data.sql")),
     (3, "agents", include_str!("../../migrations/0003_agents.sql")),
     (4, "webhooks", include_str!("../../migrations/0004_webhooks.sql")),
+    (5, "list filters, lockout index", include_str!("../../migrations/0005_filters_lockout.sql")),
 ];
 
 fn render(sql: &str, backend: Backend) -> String {
