@@ -156,6 +156,11 @@ impl LiveAcd {
         r
     }
 
+    /// The agent starts a call themselves (preview or manual dial).
+    pub fn reserve_for(&self, agent: AgentId, call: CallId) -> Result<(), AcdError> {
+        self.apply(|acd, now| acd.reserve_for(agent, call, now))
+    }
+
     /// Waits until `deadline` for the agent of a queued call. `None`: no agent came in
     /// time and the call has left the queue.
     pub async fn wait_agent(&self, call: CallId, offered: Offered, deadline: Instant) -> Option<AgentId> {
@@ -203,6 +208,11 @@ impl LiveAcd {
         // Wrap-ups that ended must count as ready before pacing reads the view.
         self.settle(&mut inner, now);
         inner.acd.view_at(campaign, Some(now))
+    }
+
+    /// Whether the agent may take calls of `campaign`.
+    pub fn works(&self, agent: AgentId, campaign: u64) -> bool {
+        self.lock().acd.works(agent, campaign)
     }
 
     /// Agents ready now for a campaign (or all).

@@ -17,6 +17,8 @@ const desk = {
   held: false,
   muted: false,
   leaving: false,
+  preview: null,
+  dialingId: null,
 };
 // For tests and for a look from the browser console.
 window.pacerDesk = { desk, phone, cti };
@@ -130,6 +132,8 @@ cti.on('call', (pop) => {
 });
 
 function startCall(pop) {
+  desk.dialingId = null;
+  $('dial-status').textContent = '';
   desk.pop = pop.lead ? pop : null;
   desk.callId = pop.call_id;
   desk.ended = false;
@@ -164,6 +168,38 @@ function startCall(pop) {
   render();
 }
 
+// ---- calls the agent places: preview and manual dial ----
+cti.on('preview', (p) => {
+  desk.preview = p;
+  $('pv-name').textContent = p.lead.name || 'Lead';
+  $('pv-phone').textContent = p.lead.phone;
+  $('pv-script').textContent = p.script || '';
+  $('pv-fields').replaceChildren(
+    ...Object.entries(p.lead.fields || {}).map(([k, v]) => el('label', {}, k.replace(/_/g, ' '), el('input', { value: v === null ? '' : String(v), disabled: '' }))),
+  );
+  $('dial-status').textContent = `${(p.attempts || []).length} previous attempt(s)`;
+  render();
+});
+cti.on('dialing', (m) => {
+  desk.preview = null;
+  desk.dialingId = m.call_id;
+  $('dial-status').textContent = `Dialling ${m.number}…`;
+  render();
+});
+$('dial-cancel').addEventListener('click', () => cti.send({ type: 'hangup' }));
+$('preview-next').addEventListener('click', () => cti.send({ type: 'preview_next' }));
+$('pv-dial').addEventListener('click', () => desk.preview && cti.send({ type: 'dial', lead_id: desk.preview.lead.id }));
+$('pv-skip').addEventListener('click', () => desk.preview && cti.send({ type: 'skip', lead_id: desk.preview.lead.id }));
+$('manual-go').addEventListener('click', () => {
+  const number = $('manual-number').value.trim();
+  if (number) cti.send({ type: 'manual_dial', number });
+});
+$('xfer').addEventListener('click', () => {
+  const to = $('xfer-target').value.trim();
+  if (!to) return;
+  cti.send(/^[+\d][\d\s().-]*$/.test(to) ? { type: 'transfer', number: to } : { type: 'transfer', agent: to });
+});
+
 function clearCall() {
   desk.pop = null;
   desk.callId = null;
@@ -173,6 +209,13 @@ function clearCall() {
 }
 
 cti.on('call_ended', (m) => {
+  if (m.call_id === desk.dialingId && m.call_id !== desk.callId) {
+    // The agent's own call was not answered.
+    desk.dialingId = null;
+    $('dial-status').textContent = `Not connected (${m.by}).`;
+    render();
+    return;
+  }
   if (m.call_id !== desk.callId) return;
   desk.ended = true;
   $('call-status').textContent = `ended by ${m.by} · ${clock(m.talk_s * 1000)}`;
@@ -306,7 +349,13 @@ function render() {
   const live = inCall && !desk.ended;
   if (live) $('call-status').textContent = desk.held ? 'on hold' : desk.muted ? 'muted' : 'connected';
   $('call-status').className = `badge ${live ? 'on_call' : 'wrap_up'}`;
-  for (const id of ['hangup', 'hold', 'mute']) $(id).disabled = !live || !online;
+  for (const id of ['hangup', 'hold', 'mute', 'xfer']) $(id).disabled = !live || !online;
+  // Placing a call needs the softphone and no call in hand (the server checks too).
+  const canDial = online && phoneUp && !inCall && !desk.dialingId && st !== 'reserved' && st !== 'on_call' && st !== 'wrap_up';
+  for (const id of ['preview-next', 'manual-go', 'pv-dial', 'pv-skip']) $(id).disabled = !canDial;
+  $('preview').classList.toggle('hidden', !desk.preview);
+  // While the agent's own call rings, Cancel hangs it up.
+  $('dial-cancel').classList.toggle('hidden', !desk.dialingId || inCall);
   $('hold').textContent = desk.held ? 'Resume' : 'Hold';
   $('hold').classList.toggle('on', desk.held);
   $('mute').textContent = desk.muted ? 'Unmute' : 'Mute';

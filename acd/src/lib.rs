@@ -302,6 +302,22 @@ impl Acd {
         Routed::Queued
     }
 
+    /// An agent starts a call themselves (preview or manual dial): they are reserved for
+    /// it until it is connected or withdrawn. Refused while they hold another call, are in
+    /// wrap-up or are logged out.
+    pub fn reserve_for(&mut self, agent: AgentId, call: CallId, now: Time) -> Result<(), AcdError> {
+        if self.call_agent.contains_key(&call) {
+            return Err(AcdError::BadState { agent, action: "start a call with an id in use", state: "reserved" });
+        }
+        let a = self.agent_mut(agent)?;
+        if !matches!(a.state, AgentState::Ready | AgentState::NotReady(_)) {
+            return Err(AcdError::BadState { agent, action: "start a call", state: a.state.name() });
+        }
+        a.forced = None;
+        self.reserve(agent, call, now);
+        Ok(())
+    }
+
     /// A call left the queue or its reservation without being connected (the customer hung
     /// up, or was abandoned to the safe-harbor message). A reserved agent is ready again.
     pub fn withdraw(&mut self, call: CallId, now: Time) -> Result<(), AcdError> {
@@ -385,6 +401,11 @@ impl Acd {
         }
         v.waiting = self.queue.iter().filter(|w| campaign.is_none() || w.offer.campaign == campaign).count() as u32;
         v
+    }
+
+    /// Whether the agent may take calls of `campaign`.
+    pub fn works(&self, agent: AgentId, campaign: u64) -> bool {
+        self.agents.get(&agent).is_some_and(|a| a.spec.works(Some(campaign)))
     }
 
     /// The agents ready now who work `campaign` (or any campaign).

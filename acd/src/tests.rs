@@ -236,3 +236,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_agent_reserved_for_their_own_call_is_not_offered_another() {
+    let mut acd = Acd::new();
+    acd.add_agent(AgentSpec::new(1));
+    let t = Duration::ZERO;
+    acd.login(1, t).unwrap();
+    acd.set_not_ready(1, NotReadyReason::Other("preview".into()), t).unwrap();
+    acd.reserve_for(1, 50, t).unwrap();
+    assert_eq!(acd.offer(CallOffer::new(51), t), Routed::Queued);
+    assert!(acd.reserve_for(1, 52, t).is_err(), "one call at a time");
+    acd.connected(50, t).unwrap();
+    acd.hangup(50, Duration::from_secs(5), Duration::from_secs(30)).unwrap();
+    assert!(matches!(acd.state(1), Some((AgentState::WrapUp { .. }, _))));
+    assert!(acd.reserve_for(1, 53, t).is_err(), "not during wrap-up");
+}

@@ -337,6 +337,12 @@ impl Hopper {
         release(&self.store, "lease_until < $1 AND $2 = $2", now, "").await
     }
 
+    /// Gives back one lead this node claimed but will not dial (an agent skipped it in
+    /// preview): it returns to where it came from. `false` when the node no longer held it.
+    pub async fn release_lead(&self, lead_id: i64, owner: &str, now: i64) -> Result<bool, StoreError> {
+        Ok(release(&self.store, &format!("id = {lead_id} AND lease_owner = $2"), now, owner).await? == 1)
+    }
+
     /// At start-up: every lease held by `owner` (this node, which just started and so has
     /// no live call) and every expired lease returns to the hopper.
     pub async fn reconcile_leases(&self, owner: &str, now: i64) -> Result<u64, StoreError> {

@@ -55,6 +55,8 @@ struct Desk {
     call: Option<(CallId, mpsc::UnboundedSender<AgentCommand>, CallSummary)>,
     /// The current call's screen pop, sent again to a desktop that comes back mid-call.
     pop: Option<ServerMsg>,
+    /// The lead being previewed (leased to this node) and its campaign.
+    preview: Option<(pacer_dialer::store::Campaign, pacer_dialer::hopper::Claimed)>,
 }
 
 /// Every agent's desk. One per server.
@@ -74,7 +76,7 @@ impl Desks {
     pub fn attach(&self, agent: AgentId, username: &str, tx: mpsc::UnboundedSender<ServerMsg>) -> u64 {
         let generation = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         self.with(|m| {
-            let desk = m.entry(agent).or_insert_with(|| Desk { username: username.to_string(), leg: None, desktop: None, call: None, pop: None });
+            let desk = m.entry(agent).or_insert_with(|| Desk { username: username.to_string(), leg: None, desktop: None, call: None, pop: None, preview: None });
             desk.desktop = Some((generation, tx));
         });
         generation
@@ -94,6 +96,19 @@ impl Desks {
     /// True while a desktop socket is attached.
     pub fn online(&self, agent: AgentId) -> bool {
         self.with(|m| m.get(&agent).is_some_and(|d| d.desktop.is_some()))
+    }
+
+    /// Keeps the lead the agent is previewing; returns the one it replaces (to release).
+    pub fn set_preview(&self, agent: AgentId, p: (pacer_dialer::store::Campaign, pacer_dialer::hopper::Claimed)) -> Option<pacer_dialer::hopper::Claimed> {
+        self.with(|m| m.get_mut(&agent).and_then(|d| d.preview.replace(p)).map(|(_, c)| c))
+    }
+
+    /// Takes the previewed lead if it is `lead_id`.
+    pub fn take_preview(&self, agent: AgentId, lead_id: i64) -> Option<(pacer_dialer::store::Campaign, pacer_dialer::hopper::Claimed)> {
+        self.with(|m| {
+            let d = m.get_mut(&agent)?;
+            if d.preview.as_ref().is_some_and(|(_, c)| c.lead.id == lead_id) { d.preview.take() } else { None }
+        })
     }
 
     /// The agent left: their media leg is closed and the desk removed.

@@ -265,6 +265,38 @@ async fn handle(cti: &Cti, id: AgentId, msg: ClientMsg) -> Option<ServerMsg> {
             command(cti, id, AgentCommand::Dtmf(digits))
         }
         ClientMsg::Transfer { agent, number } => command(cti, id, AgentCommand::Transfer { agent, number }),
+        ClientMsg::PreviewNext { campaign_id } => Some(preview_next(cti, id, campaign_id).await),
+        ClientMsg::Dial { lead_id } => Some(match cti.desks.take_preview(id, lead_id) {
+            Some((c, claimed)) => start_agent_call(cti, id, c, claimed, true),
+            None => error("no_preview", format!("lead {lead_id} is not the one being previewed")),
+        }),
+        ClientMsg::Skip { lead_id } => Some(match cti.desks.take_preview(id, lead_id) {
+            Some((c, claimed)) => {
+                // The next lead is claimed while the skipped one is still held, so that it
+                // is another lead; then the skipped one goes back to the hopper.
+                let next = preview_next(cti, id, Some(c.id)).await;
+                let ctx = cti.dialer.ctx();
+                let _ = ctx.hopper.release_lead(claimed.lead.id, &ctx.node, pacer_dialer::store::now_ms()).await;
+                next
+            }
+            None => error("no_preview", format!("lead {lead_id} is not the one being previewed")),
+        }),
+        ClientMsg::ManualDial { number, campaign_id } => {
+            if cti.desks.current_call(id).is_some() {
+                return Some(error("busy", "finish the current call first"));
+            }
+            let ctx = cti.dialer.ctx().clone();
+            let r = async {
+                let c = crate::dialing::agent_call::campaign_for_agent(&ctx, id, campaign_id).await?;
+                let claimed = crate::dialing::agent_call::manual_lead(&ctx, &c, number.trim()).await?;
+                Ok::<_, String>((c, claimed))
+            }
+            .await;
+            Some(match r {
+                Ok((c, claimed)) => start_agent_call(cti, id, c, claimed, false),
+                Err(e) => error("manual_dial", e),
+            })
+        }
         ClientMsg::Disposition { call_id, code, notes, callback_at, callback_mine, fields } => {
             if cti.desks.current_call(id).map(|c| c.to_string()) != Some(call_id.clone()) {
                 return Some(error("no_call", format!("call {call_id} is not this agent's call")));
@@ -283,6 +315,41 @@ async fn handle(cti: &Cti, id: AgentId, msg: ClientMsg) -> Option<ServerMsg> {
             command(cti, id, AgentCommand::Disposition(DispositionCmd { code, notes, callback, fields }))
         }
     }
+}
+
+/// Claims the next lead for the agent to preview (the previous one, if any, goes back).
+async fn preview_next(cti: &Cti, id: AgentId, campaign_id: Option<i64>) -> ServerMsg {
+    if cti.desks.current_call(id).is_some() {
+        return error("busy", "finish the current call first");
+    }
+    let ctx = cti.dialer.ctx().clone();
+    let c = match crate::dialing::agent_call::campaign_for_agent(&ctx, id, campaign_id).await {
+        Ok(c) => c,
+        Err(e) => return error("preview", e),
+    };
+    match crate::dialing::agent_call::preview_next(&ctx, &c, id).await {
+        Ok(Some(claimed)) => {
+            // Previewing takes the agent out of the queue: no predictive call meanwhile.
+            if matches!(cti.acd.state(id), Some((AgentState::Ready, _))) {
+                let _ = cti.acd.set_not_ready(id, NotReadyReason::Other("preview".into()));
+            }
+            let pop = crate::dialing::talk::preview_pop(&ctx, &c, &claimed).await;
+            if let Some(old) = cti.desks.set_preview(id, (c, claimed)) {
+                let _ = ctx.hopper.release_lead(old.lead.id, &ctx.node, pacer_dialer::store::now_ms()).await;
+            }
+            ServerMsg::Preview(Box::new(pop))
+        }
+        Ok(None) => error("no_leads", format!("campaign {} has no lead to dial now", c.name)),
+        Err(e) => error("preview", e),
+    }
+}
+
+fn start_agent_call(cti: &Cti, id: AgentId, c: pacer_dialer::store::Campaign, claimed: pacer_dialer::hopper::Claimed, leased: bool) -> ServerMsg {
+    let ctx = cti.dialer.ctx().clone();
+    let call = ctx.agent_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let number = claimed.number.clone();
+    cti.dialer.spawn(crate::dialing::agent_call::run(ctx, c, claimed, id, call, leased));
+    ServerMsg::Dialing { call_id: call.to_string(), number }
 }
 
 fn command(cti: &Cti, id: AgentId, cmd: AgentCommand) -> Option<ServerMsg> {

@@ -49,6 +49,22 @@ pub enum ClientMsg {
     },
     /// More wrap-up time, within the campaign's limit.
     ExtendWrap { seconds: u32 },
+    /// Preview dialling: the next lead of a campaign (the agent's first running one when
+    /// absent), shown before it is dialled.
+    PreviewNext {
+        #[serde(default)]
+        campaign_id: Option<i64>,
+    },
+    /// Dial the lead being previewed.
+    Dial { lead_id: i64 },
+    /// Put the previewed lead back without dialling it.
+    Skip { lead_id: i64 },
+    /// Dial a number the agent typed (checked against DNC and the calling window).
+    ManualDial {
+        number: String,
+        #[serde(default)]
+        campaign_id: Option<i64>,
+    },
     Ping,
 }
 
@@ -92,6 +108,10 @@ pub enum ServerMsg {
     DispositionSaved { call_id: String, next: String },
     Error { code: String, message: String },
     Pong,
+    /// Preview dialling: the lead to look at before dialling it (`dial`) or not (`skip`).
+    Preview(Box<ScreenPop>),
+    /// The agent's own call is being placed.
+    Dialing { call_id: String, number: String },
     /// Supervisor: logged in.
     SupervisorReady { username: String, role: String },
     /// Supervisor: the floor now (every agent and running campaign).

@@ -22,7 +22,9 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::Ctx;
-use super::call::{self, Record, Routing};
+use super::call::{self, Record};
+use super::settle;
+use super::talk::{self, Routing};
 use super::line::Line;
 
 /// How long an inbound caller waits for an agent before the message and a callback.
@@ -46,7 +48,7 @@ async fn campaign_for(ctx: &Ctx, trunk: &str) -> Option<Campaign> {
 }
 
 /// The campaign's lead with this number, or a new one in its `inbound` list.
-async fn lead_for(ctx: &Ctx, c: &Campaign, caller: &str) -> Result<Lead, String> {
+pub(super) async fn lead_for(ctx: &Ctx, c: &Campaign, caller: &str) -> Result<Lead, String> {
     let e164 = if caller.starts_with('+') { caller.to_string() } else { format!("+{caller}") };
     for phone in [caller.to_string(), e164] {
         let found = ctx.store.search_leads(&LeadQuery { campaign_id: Some(c.id), phone: Some(phone), limit: Some(1), ..LeadQuery::default() }).await.map_err(|e| e.to_string())?;
@@ -128,7 +130,7 @@ async fn handle(ctx: Arc<Ctx>, call: InboundCall, id: CallId) {
         .filter(|p| p.open_in(ctx.centre_zone, Utc::now()));
     let agent = if let Some(_policy) = open {
         let routing = Routing { priority: 10, wait: INBOUND_WAIT, inbound: true };
-        call::connect(&ctx, None, &c, &claimed, id, &leg, &mut line, &mut rec, false, routing).await
+        talk::connect(&ctx, None, &c, &claimed, id, &leg, &mut line, &mut rec, false, routing).await
     } else {
         // After hours: the message, then a callback at the next opening.
         let policy = WindowPolicy::new(&c.settings.windows, &ctx.config.dialer.legal_window_start, &ctx.config.dialer.legal_window_end).ok();
@@ -145,5 +147,5 @@ async fn handle(ctx: Arc<Ctx>, call: InboundCall, id: CallId) {
         None
     };
     leg.close();
-    call::settle(&ctx, None, &c, id, rec, agent, &claimed.lead).await;
+    settle::settle(&ctx, None, &c, id, rec, agent, &claimed.lead).await;
 }

@@ -1,7 +1,9 @@
 //! The customer's side of a call, whichever way it came: an outbound call the gateway
 //! placed, or an inbound call a trunk offered. The call actor drives both the same way.
 
-use pacer_sip::{CallEvent, CallHandle, InboundCall};
+use std::time::Duration;
+
+use pacer_sip::{CallEvent, CallHandle, HangupBy, InboundCall};
 
 pub enum Line {
     Out(CallHandle),
@@ -27,4 +29,20 @@ impl Line {
             }
         }
     }
+}
+
+pub(super) async fn wait_hangup(call: &mut Line) -> &'static str {
+    loop {
+        match call.next_event().await {
+            Some(CallEvent::HungUp { by: HangupBy::Remote }) => return "remote",
+            Some(CallEvent::HungUp { by: HangupBy::Local }) => return "local",
+            None => return "ended",
+            Some(_) => {}
+        }
+    }
+}
+
+/// Reads the call's remaining events so its last one (our BYE's result) is seen.
+pub(super) async fn drain(call: &mut Line) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), async { while call.next_event().await.is_some() {} }).await;
 }

@@ -6,11 +6,14 @@
 //! started gets a runner, one that is paused or stopped loses it (its calls in progress
 //! finish normally). The kill switch stops every runner's dialling at once.
 
+pub mod agent_call;
 pub mod call;
 pub mod campaign;
 pub mod inbound;
 pub mod line;
 pub mod metrics;
+pub mod settle;
+pub mod talk;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -56,6 +59,8 @@ pub struct Ctx {
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     pub signing_key: Arc<Vec<u8>>,
     pub public_url: String,
+    /// Ids of calls agents dial themselves (above every campaign's and inbound range).
+    pub agent_calls: std::sync::atomic::AtomicU64,
     /// Prompts loaded from campaign files, by path (loaded once).
     prompts: Mutex<HashMap<String, Prompt>>,
 }
@@ -146,6 +151,7 @@ impl Dialer {
             signing_key: p.signing_key,
             public_url: p.public_url.trim_end_matches('/').to_string(),
             prompts: Mutex::new(HashMap::new()),
+            agent_calls: std::sync::atomic::AtomicU64::new(3 << 61),
         });
         let dialer = Arc::new(Dialer { ctx, runners: Mutex::new(HashMap::new()), campaigns: Mutex::new(HashMap::new()), stop: CancellationToken::new(), tasks: Default::default() });
         tokio::spawn(dialer.clone().supervise());
@@ -168,6 +174,11 @@ impl Dialer {
     /// (connected calls are the agents'). Zero for a campaign that never ran here.
     pub fn calls_in_flight(&self, campaign: i64) -> usize {
         self.campaigns.lock().unwrap_or_else(|p| p.into_inner()).get(&campaign).map_or(0, |c| c.in_flight.len())
+    }
+
+    /// Runs a call task that shutdown waits for.
+    pub fn spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(f);
     }
 
     /// The name of a campaign that ran on this node (metric label).
