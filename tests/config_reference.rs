@@ -48,6 +48,7 @@ fn code_keys() -> BTreeSet<String> {
     cfg.auth.signing_key = Some("k".into());
     cfg.http.public_url = Some("http://x".into());
     cfg.dialer.node_name = Some("n".into());
+    cfg.dialer.allowed_destinations = Some(vec!["+1".into()]);
     cfg.trunks.push(TrunkConfig { username: Some("u".into()), password: Some("p".into()), caller_id: Some("c".into()), ..Default::default() });
     let value = toml::Value::try_from(&cfg).unwrap();
     let mut keys = BTreeSet::new();

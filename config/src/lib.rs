@@ -20,6 +20,8 @@
 
 mod validate;
 
+pub use validate::is_e164_prefix;
+
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -412,6 +414,14 @@ pub struct DialerConfig {
     /// takes back at once what it held when it stopped. The host name when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
+    /// E.164 prefixes (`"+1"`, `"+44"`) the dialer may call; anything else is international
+    /// toll fraud waiting to happen and is refused. Campaigns can only narrow this list.
+    /// The calling code of `default_country` when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_destinations: Option<Vec<String>>,
+    /// Dial premium-rate, shared-cost and personal numbers (refused by default: they cost
+    /// the caller per minute, and are what a fraudster points a hijacked dialer at).
+    pub allow_premium: bool,
 }
 
 impl Default for DialerConfig {
@@ -423,6 +433,8 @@ impl Default for DialerConfig {
             legal_window_end: "21:00".into(),
             lease_s: 600,
             node_name: None,
+            allowed_destinations: None,
+            allow_premium: false,
         }
     }
 }

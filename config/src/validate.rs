@@ -52,6 +52,11 @@ pub fn parse_hhmm(s: &str) -> Option<u32> {
     (h < 24 && m < 60 || h == 24 && m == 0).then_some(h * 60 + m)
 }
 
+/// `+` then 1 to 15 digits, the first not 0: the start of an E.164 number.
+pub fn is_e164_prefix(s: &str) -> bool {
+    s.strip_prefix('+').is_some_and(|d| (1..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0'))
+}
+
 /// An address or a CIDR block such as `192.0.2.0/24`.
 fn is_ip_or_cidr(s: &str) -> bool {
     match s.split_once('/') {
@@ -191,6 +196,12 @@ pub(crate) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
     c.check(d.lease_s >= 30, "dialer.lease_s", "must be at least 30");
     if let Some(n) = &d.node_name {
         c.check(!n.is_empty() && n.len() <= 64 && !n.contains(char::is_whitespace), "dialer.node_name", "1 to 64 characters, no spaces");
+    }
+    if let Some(list) = &d.allowed_destinations {
+        c.check(!list.is_empty(), "dialer.allowed_destinations", "lists no prefix, so nothing could be dialled (leave it out for default_country's calling code)");
+        for (i, p) in list.iter().enumerate() {
+            c.check(is_e164_prefix(p), format!("dialer.allowed_destinations[{i}]"), format!("{p:?} is not an E.164 prefix (+ then 1 to 15 digits, the first not 0)"));
+        }
     }
 
     if let Some(u) = &cfg.http.public_url {

@@ -121,3 +121,16 @@ fn session_timer_keys_are_checked() {
     let err = Config::from_toml_str("[[trunks]]\nname = \"t\"\nhost = \"192.0.2.1\"\ntransport = \"tls\"\ntls_ca = \"/nonexistent/ca.pem\"\n").unwrap_err();
     assert_eq!(keys(err), ["trunks[0].tls_ca"]);
 }
+
+#[test]
+fn allowed_destinations_are_e164_prefixes() {
+    let cfg = Config::from_toml_str("[dialer]\nallowed_destinations = [\"+1\", \"+44\"]\nallow_premium = true\n").unwrap();
+    assert_eq!(cfg.dialer.allowed_destinations.as_deref(), Some(&["+1".to_string(), "+44".to_string()][..]));
+    assert!(cfg.dialer.allow_premium);
+    let err = Config::from_toml_str("[dialer]\nallowed_destinations = [\"+1\", \"+44\", \"44\", \"+0\", \"+1234567890123456\"]\n").unwrap_err();
+    let p: Vec<String> = err.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(keys(err), ["dialer.allowed_destinations[2]", "dialer.allowed_destinations[3]", "dialer.allowed_destinations[4]"]);
+    assert!(p[0].contains("\"44\" is not an E.164 prefix"), "{p:?}");
+    let err = Config::from_toml_str("[dialer]\nallowed_destinations = []\n").unwrap_err();
+    assert_eq!(keys(err), ["dialer.allowed_destinations"]);
+}

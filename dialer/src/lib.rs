@@ -16,6 +16,7 @@
 
 pub mod caller_id;
 pub mod filter;
+pub mod guard;
 pub mod hopper;
 pub mod import;
 pub mod lead_state;

@@ -32,7 +32,7 @@ pub struct CallOutcome {
     pub sip_status: Option<i64>,
     pub q850_cause: Option<i64>,
     /// System disposition code (answered, no_answer, busy, invalid_number, congestion,
-    /// machine, abandoned, dnc).
+    /// machine, abandoned, dnc, blocked).
     pub outcome: String,
     /// human, machine or unknown.
     pub answered_by: Option<String>,

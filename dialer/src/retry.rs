@@ -10,6 +10,10 @@ use chrono_tz::Tz;
 use crate::settings::RetryRules;
 
 const HOUR_MS: i64 = 3_600_000;
+
+/// The outcome of a call the toll-fraud guard refused to place ([`crate::guard`]). Such a
+/// lead is done whatever the campaign's rules say: trying again would be refused again.
+pub const BLOCKED: &str = "blocked";
 const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// The flags of a disposition (system or custom).
@@ -47,6 +51,9 @@ pub enum Decision {
 pub fn decide(rules: &RetryRules, d: &DispositionFlags, h: &History, abandoned: bool, callback_at: Option<i64>, now: i64) -> Decision {
     if d.dnc {
         return Decision::Dnc;
+    }
+    if d.code == BLOCKED {
+        return Decision::Done;
     }
     if let Some(at) = callback_at {
         // A callback is a promise to the customer: it is kept even past the attempt caps.
@@ -164,6 +171,14 @@ mod tests {
         let d = DispositionFlags { dnc: true, ..disp("dnc") };
         assert_eq!(decide(&r, &d, &hist(&[NOW]), false, Some(NOW + 5), NOW), Decision::Dnc);
         assert_eq!(decide(&r, &disp("answered"), &hist(&[NOW]), false, Some(NOW + 5), NOW), Decision::Callback { at: NOW + 5 });
+    }
+
+    #[test]
+    fn blocked_numbers_are_never_retried() {
+        let mut r = RetryRules::default();
+        r.default_delay_s = Some(60);
+        r.dispositions.insert(BLOCKED.into(), crate::settings::RetryRule { delay_s: Some(60), max_attempts: None });
+        assert_eq!(decide(&r, &disp(BLOCKED), &hist(&[NOW]), false, None, NOW), Decision::Done);
     }
 
     #[test]

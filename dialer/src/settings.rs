@@ -45,6 +45,14 @@ pub struct CampaignSettings {
     pub retry: RetryRules,
     /// Order of new leads in the hopper.
     pub new_lead_order: NewLeadOrder,
+    /// E.164 prefixes this campaign may call, within `dialer.allowed_destinations` (it can
+    /// only narrow that list); empty = the system's list.
+    pub allowed_destinations: Vec<String>,
+    /// Most calls of this campaign dialling or waiting for an agent at once, whatever the
+    /// pacing engine asks for; `None` = no cap but the trunks'.
+    pub max_concurrent_calls: Option<u32>,
+    /// Most new calls this campaign starts per second; `None` = no cap but the trunks'.
+    pub max_calls_per_second: Option<f64>,
 }
 
 impl Default for CampaignSettings {
@@ -65,6 +73,9 @@ impl Default for CampaignSettings {
             windows: CallingWindows::default(),
             retry: RetryRules::default(),
             new_lead_order: NewLeadOrder::default(),
+            allowed_destinations: Vec::new(),
+            max_concurrent_calls: None,
+            max_calls_per_second: None,
         }
     }
 }
@@ -258,6 +269,19 @@ impl CampaignSettings {
                 bad("new_lead_order.field", format!("{field:?} is not a field name (letters, digits, _)"));
             }
         }
+        for (i, prefix) in self.allowed_destinations.iter().enumerate() {
+            if !pacer_config::is_e164_prefix(prefix) {
+                bad(&format!("allowed_destinations[{i}]"), format!("{prefix:?} is not an E.164 prefix (+ then 1 to 15 digits, the first not 0)"));
+            }
+        }
+        if self.max_concurrent_calls == Some(0) {
+            bad("max_concurrent_calls", "must be at least 1 (pause the campaign to stop it)".into());
+        }
+        if let Some(r) = self.max_calls_per_second {
+            if !(r > 0.0 && r <= 1000.0) {
+                bad("max_calls_per_second", format!("{r} is not in (0, 1000]"));
+            }
+        }
         for (field, reason) in window::problems(&self.windows) {
             bad(&format!("windows.{field}"), reason);
         }
@@ -376,10 +400,13 @@ mod tests {
             "script": "Hello {{first name}}",
             "retry": {"max_attempts_per_lead": 0},
             "windows": {"weekly": {"mon": ["09:00-08:00"]}},
+            "allowed_destinations": ["+1", "1212"],
+            "max_concurrent_calls": 0,
+            "max_calls_per_second": -1,
         }))
         .unwrap();
         let fields: Vec<String> = s.validate().into_iter().map(|p| p.field).collect();
-        for f in ["abandon_target", "ring_timeout_s", "caller_id.numbers", "amd.message_file", "script", "retry.max_attempts_per_lead", "windows.weekly.mon[0]"] {
+        for f in ["allowed_destinations[1]", "max_concurrent_calls", "max_calls_per_second", "abandon_target", "ring_timeout_s", "caller_id.numbers", "amd.message_file", "script", "retry.max_attempts_per_lead", "windows.weekly.mon[0]"] {
             assert!(fields.iter().any(|x| x == f), "{f} missing from {fields:?}");
         }
     }

@@ -30,7 +30,7 @@ async fn fresh_database_reports_pending_migrations() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("nested/dir/p.db").display());
     let store = pacer_dialer::store::Store::connect(&url, &Default::default()).await.unwrap();
-    assert_eq!(store.pending_migrations().await.unwrap(), vec![1, 2, 3, 4, 5]);
+    assert_eq!(store.pending_migrations().await.unwrap(), vec![1, 2, 3, 4, 5, 7]);
     store.migrate().await.unwrap();
     assert!(store.pending_migrations().await.unwrap().is_empty());
 }
@@ -87,6 +87,28 @@ async fn campaign_transitions_follow_the_rules() {
         assert_eq!(s.campaign_action(c.id, Archive).await.unwrap().status, CampaignStatus::Archived);
         assert!(matches!(s.campaign_action(c.id, Start).await, Err(StoreError::Invalid(_))));
         assert!(matches!(s.update_campaign(c.id, &CampaignUpdate::default()).await, Err(StoreError::Invalid(_))));
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn the_kill_switch_is_one_row_every_store_sees() {
+    for db in TestDb::all().await {
+        let b = db.store.backend();
+        let s = db.store.kill_switch().await.unwrap();
+        assert!(!s.on, "{b:?}: off after migration");
+        assert_eq!(s.changed_at, 0);
+        let set = db.store.set_kill_switch(true, "cli").await.unwrap();
+        assert!(set.on && set.changed_at > 0);
+        // Another pool on the same database (another node) sees it.
+        let other = pacer_dialer::store::Store::connect(&db.url, &Default::default()).await.unwrap();
+        let seen = other.kill_switch().await.unwrap();
+        assert_eq!(seen, set, "{b:?}");
+        other.set_kill_switch(false, "api:node-2").await.unwrap();
+        let back = db.store.kill_switch().await.unwrap();
+        assert!(!back.on, "{b:?}");
+        assert_eq!(back.changed_by, "api:node-2");
+        other.close().await;
         db.cleanup().await;
     }
 }

@@ -18,6 +18,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "agents", include_str!("../../migrations/0003_agents.sql")),
     (4, "webhooks", include_str!("../../migrations/0004_webhooks.sql")),
     (5, "list filters, lockout index", include_str!("../../migrations/0005_filters_lockout.sql")),
+    // 6 is the API authentication migration (another branch).
+    (7, "kill switch, blocked outcome", include_str!("../../migrations/0007_kill_switch.sql")),
 ];
 
 fn render(sql: &str, backend: Backend) -> String {
