@@ -60,12 +60,28 @@ enum Command {
         /// The CSV file (UTF-8, with or without BOM; `,` or `;` separated).
         file: PathBuf,
     },
+    /// Stop (`on`) or resume (`off`) dialling on every node sharing the database, or show
+    /// the switch (`status`). The same switch as `/api/v1/dialer/kill`, written straight
+    /// to the database, so it works when the HTTP server does not.
+    Kill {
+        #[arg(value_enum)]
+        action: KillAction,
+        #[arg(long, short, env = "PACER_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Manage the users of the supervisor page and the API (agents are created through
     /// `POST /api/v1/agents`).
     User {
         #[command(subcommand)]
         action: UserCommand,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum KillAction {
+    On,
+    Off,
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +162,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::Ok(report)
             })?;
             println!("{}", serde_json::to_string(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Kill { action, config } => {
+            let cfg = load(config.as_deref())?;
+            crate::logging::init(&cfg.logging)?;
+            let state = runtime()?.block_on(async {
+                let store = open_store(&cfg).await?;
+                if cfg.database.migrate_on_start {
+                    store.migrate().await.context("applying migrations")?;
+                }
+                let state = match action {
+                    KillAction::On => store.set_kill_switch(true, "cli").await,
+                    KillAction::Off => store.set_kill_switch(false, "cli").await,
+                    KillAction::Status => store.kill_switch().await,
+                };
+                store.close().await;
+                anyhow::Ok(state.context("the kill switch")?)
+            })?;
+            println!("{}", serde_json::to_string(&state)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::User { action: UserCommand::Add { username, role, password_stdin: _, config } } => {

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{MethodRouter, delete, get, post};
 use pacer_dialer::pacing::Explanation;
-use pacer_dialer::store::{Agent, AgentTime, NewAgent, now_ms};
+use pacer_dialer::store::{Agent, AgentTime, KillSwitch, NewAgent, now_ms};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, ApiPath, ApiQuery, err};
@@ -125,18 +125,12 @@ async fn pacing(State(s): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<
     Ok(Json(Pacing { campaign_id: id, running: e.is_some(), explanation: e.unwrap_or_default() }))
 }
 
-#[derive(Serialize)]
-struct KillSwitch {
-    on: bool,
-}
-
+/// The switch lives in the database: it stops every node sharing it and survives restarts.
 async fn kill_state(State(s): State<AppState>) -> Result<Json<KillSwitch>, ApiError> {
-    let d = s.dialer.as_ref().ok_or_else(no_dialer)?;
-    Ok(Json(KillSwitch { on: d.kill_switch() }))
+    Ok(Json(s.store.kill_switch().await?))
 }
 
 async fn kill(State(s): State<AppState>, on: bool) -> Result<Json<KillSwitch>, ApiError> {
     let d = s.dialer.as_ref().ok_or_else(no_dialer)?;
-    d.set_kill_switch(on);
-    Ok(Json(KillSwitch { on }))
+    Ok(Json(d.set_kill_switch(on, &format!("api:{}", d.ctx().node)).await?))
 }

@@ -48,10 +48,15 @@ pub async fn preview_next(ctx: &Ctx, c: &Campaign, agent: AgentId) -> Result<Opt
 }
 
 /// A number the agent typed, as a lead of the campaign (an existing one, or a new lead in
-/// its `inbound` list), refused when it is on a DNC list or outside the calling window.
+/// its `inbound` list), refused while the kill switch is on, when the toll-fraud guard
+/// refuses it, when it is on a DNC list or outside the calling window.
 pub async fn manual_lead(ctx: &Ctx, c: &Campaign, number: &str) -> Result<Claimed, String> {
     let normalizer = pacer_dialer::phone::Normalizer::new(&ctx.config.dialer.default_country)?;
     let e164 = normalizer.normalize(number).map_err(|e| format!("{number:?}: {e}"))?.e164;
+    if ctx.killed() {
+        return Err("dialling is stopped by the kill switch".into());
+    }
+    ctx.screen(c, &e164).map_err(|r| format!("refused: {r}"))?;
     if ctx.store.is_dnc(c.id, &e164).await.map_err(|e| e.to_string())? {
         return Err(format!("{e164} is on a do-not-call list"));
     }
@@ -71,6 +76,14 @@ pub async fn manual_lead(ctx: &Ctx, c: &Campaign, number: &str) -> Result<Claime
 pub async fn run(ctx: Arc<Ctx>, c: Campaign, claimed: Claimed, agent: AgentId, id: CallId, leased: bool) {
     let span = info_span!("agent_call", call = id, agent, lead = claimed.lead.id, campaign = %c.name);
     async move {
+        if ctx.killed() {
+            // A stolen agent login must not dial round the kill switch either.
+            ctx.desks.send(agent, ServerMsg::Error { code: "killed".into(), message: "dialling is stopped by the kill switch".into() });
+            if leased {
+                let _ = ctx.hopper.release_lead(claimed.lead.id, &ctx.node, now_ms()).await;
+            }
+            return;
+        }
         if let Err(e) = ctx.acd.reserve_for(agent, id) {
             ctx.desks.send(agent, ServerMsg::Error { code: "refused".into(), message: e.to_string() });
             if leased {
@@ -110,6 +123,10 @@ pub async fn run(ctx: Arc<Ctx>, c: Campaign, claimed: Claimed, agent: AgentId, i
                 ctx.acd.withdraw(id);
                 ctx.desks.unbind_call(agent, id);
                 let outcome = rec.out.outcome.clone();
+                if outcome == pacer_dialer::retry::BLOCKED {
+                    // A previewed lead whose number the guard refuses: say why, close it.
+                    ctx.desks.send(agent, ServerMsg::Error { code: "blocked".into(), message: rec.out.notes.clone().unwrap_or_default() });
+                }
                 ctx.desks.send(agent, ServerMsg::CallEnded { call_id: id.to_string(), by: format!("no answer: {outcome}"), talk_s: 0.0 });
                 None
             }

@@ -121,6 +121,14 @@ pub(super) async fn dial(
     agent: Option<&mut mpsc::UnboundedReceiver<AgentCommand>>,
 ) -> Option<Line> {
     let s = &c.settings;
+    // The toll-fraud guard, on the one path every outbound call to a lead takes. The lead
+    // is closed with `blocked` (never retried) and the pacing engine is not told: no call
+    // was placed, so its answer rates stay true.
+    if let Err(r) = ctx.screen(c, number) {
+        rec.out.outcome = pacer_dialer::retry::BLOCKED.into();
+        rec.out.notes = Some(format!("not dialled: {r}"));
+        return None;
+    }
     let trunks = trunks_of(ctx, c);
     let Some(trunk) = trunks.first().cloned() else {
         rec.out.outcome = "congestion".into();

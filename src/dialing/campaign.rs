@@ -6,6 +6,7 @@
 //! the actors update as their calls move from ringing to detecting to waiting.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use super::Ctx;
 use super::call;
+use super::caps::Caps;
 
 /// What a call actor tells its campaign's runner.
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +103,9 @@ pub struct CampaignCtx {
     pub campaign: Mutex<Campaign>,
     pub in_flight: InFlight,
     pub reports: mpsc::UnboundedSender<Report>,
+    /// Calls the runner started that have not settled yet, whatever their stage
+    /// (ringing to wrap-up): what `max_concurrent_calls` counts.
+    pub live: AtomicU32,
 }
 
 impl CampaignCtx {
@@ -147,7 +152,7 @@ impl Runner {
         let (tx, rx) = mpsc::unbounded_channel();
         let next_call = first_call_id(campaign.id) + (pacer_dialer::store::now_ms() as u64 & 0xff_ffff) * 1000;
         let in_flight = InFlight::new(ctx.metrics.in_flight.clone(), &campaign.name);
-        let camp = Arc::new(CampaignCtx { campaign: Mutex::new(campaign), in_flight, reports: tx });
+        let camp = Arc::new(CampaignCtx { campaign: Mutex::new(campaign), in_flight, reports: tx, live: AtomicU32::new(0) });
         Runner { ctx, camp, reports: rx, stop, explain, tasks, next_call }
     }
 
@@ -161,6 +166,7 @@ impl Runner {
         let span = tracing::info_span!("campaign", campaign = %name);
         let _g = span.enter();
         let mut pacer = CampaignPacer::new(pacing_settings(&c));
+        let mut caps = Caps::new(c.settings.max_concurrent_calls, c.settings.max_calls_per_second, Instant::now());
         let (mut since_start, mut rolling) = self.load_abandons(&c).await;
         let mut settings_checked = Instant::now();
         let mut next_ask = Instant::now();
@@ -188,15 +194,30 @@ impl Runner {
                             tracing::info!("pacing settings changed; the engine starts over with them");
                             pacer = CampaignPacer::new(pacing_settings(&fresh));
                         }
+                        let s = &fresh.settings;
+                        if !caps.same_as(s.max_concurrent_calls, s.max_calls_per_second) {
+                            caps = Caps::new(s.max_concurrent_calls, s.max_calls_per_second, Instant::now());
+                        }
                         *self.camp.campaign.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot re-read the campaign"),
                 }
             }
             let decision = self.decide(&mut pacer, since_start, rolling);
-            next_ask = Instant::now() + decision.0.max(Duration::from_millis(100));
-            if decision.1 > 0 && !self.ctx.kill.load(std::sync::atomic::Ordering::SeqCst) {
-                self.dial(decision.1).await;
+            let now = Instant::now();
+            next_ask = now + decision.0.max(Duration::from_millis(100));
+            if decision.1 > 0 && !self.ctx.killed() {
+                // The campaign's own caps bound what the engine asks for.
+                let n = caps.admit(decision.1, self.camp.live.load(Ordering::SeqCst), now);
+                if n < decision.1 {
+                    tracing::debug!(asked = decision.1, admitted = n, "the campaign's call caps hold calls back");
+                    if let Some(wait) = caps.next_call_in(now) {
+                        next_ask = next_ask.min(now + wait.max(Duration::from_millis(20)));
+                    }
+                }
+                if n > 0 {
+                    self.dial(n).await;
+                }
             }
         }
         tracing::info!(in_flight = self.camp.in_flight.len(), "campaign runner stopped; calls in progress finish");
@@ -294,7 +315,12 @@ impl Runner {
             self.next_call += 1;
             self.camp.in_flight.insert(id);
             self.ctx.metrics.dials.with_label_values(&[&c.name]).inc();
-            self.tasks.spawn(call::run(self.ctx.clone(), self.camp.clone(), lead, id));
+            self.camp.live.fetch_add(1, Ordering::SeqCst);
+            let (ctx, camp) = (self.ctx.clone(), self.camp.clone());
+            self.tasks.spawn(async move {
+                call::run(ctx, camp.clone(), lead, id).await;
+                camp.live.fetch_sub(1, Ordering::SeqCst);
+            });
         }
     }
 }

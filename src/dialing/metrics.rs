@@ -23,6 +23,7 @@ pub struct DialMetrics {
     pub db_seconds: HistogramVec,
     pub outcome_write_failures: IntCounterVec,
     pub kill_switch: Gauge,
+    pub blocked: IntCounterVec,
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -69,6 +70,11 @@ impl DialMetrics {
             ),
             outcome_write_failures: counter("pacer_outcome_write_failures_total", "Failed attempts to write a call's outcome (retried until written).", &["campaign"]),
             kill_switch: Gauge::new("pacer_kill_switch", "1 while dialling is stopped for every campaign by the kill switch.").expect("static metric definition"),
+            blocked: counter(
+                "pacer_calls_blocked_total",
+                "Calls the toll-fraud guard refused to place, by reason (destination, premium, invalid).",
+                &["reason"],
+            ),
         }
     }
 
@@ -91,6 +97,7 @@ impl DialMetrics {
         r.register(Box::new(self.db_seconds.clone()))?;
         r.register(Box::new(self.outcome_write_failures.clone()))?;
         r.register(Box::new(self.kill_switch.clone()))?;
+        r.register(Box::new(self.blocked.clone()))?;
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 pub mod agent_call;
 pub mod call;
 pub mod campaign;
+pub mod caps;
 pub mod inbound;
 pub mod line;
 pub mod metrics;
@@ -23,9 +24,10 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 use pacer_config::Config;
+use pacer_dialer::guard::{Guard, Refusal};
 use pacer_dialer::hopper::Hopper;
 use pacer_dialer::pacing::Explanation;
-use pacer_dialer::store::{CampaignStatus, Store};
+use pacer_dialer::store::{Campaign, CampaignStatus, KillSwitch, Store};
 use pacer_media::{MediaEngine, Prompt};
 use pacer_sip::SipGateway;
 use tokio::sync::watch;
@@ -55,7 +57,10 @@ pub struct Ctx {
     pub hold_music: Prompt,
     /// One second of silence (a muted agent).
     pub silence: Prompt,
+    /// The kill switch as this node last read it from the store (every second).
     pub kill: Arc<AtomicBool>,
+    /// The toll-fraud guard every number is checked against before it is dialled.
+    pub guard: Guard,
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     pub signing_key: Arc<Vec<u8>>,
     pub public_url: String,
@@ -66,6 +71,20 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Checks `number` (E.164) against the toll-fraud guard with the campaign's own
+    /// prefixes; a refusal is counted (`pacer_calls_blocked_total`) and logged.
+    pub fn screen(&self, c: &Campaign, number: &str) -> Result<(), Refusal> {
+        self.guard.check_for(number, &c.settings.allowed_destinations).inspect_err(|r| {
+            self.metrics.blocked.with_label_values(&[r.label()]).inc();
+            tracing::warn!(campaign = %c.name, reason = r.label(), "not dialled: {r}");
+        })
+    }
+
+    /// True while the kill switch stops dialling.
+    pub fn killed(&self) -> bool {
+        self.kill.load(Ordering::SeqCst)
+    }
+
     /// The prompt in `path`, loaded and converted once; the built-in safe-harbor message
     /// when the path is empty or the file cannot be read (said in the log).
     pub fn prompt(&self, path: &str) -> Prompt {
@@ -120,6 +139,15 @@ impl Dialer {
     pub async fn start(p: Parts) -> anyhow::Result<Arc<Dialer>> {
         let metrics = DialMetrics::new();
         metrics.register(&p.registry)?;
+        let guard = Guard::from_config(&p.config.dialer).map_err(|e| anyhow::anyhow!(e))?;
+        tracing::info!(allowed = ?guard.allowed(), premium = p.config.dialer.allow_premium, "toll-fraud guard");
+        // A switch engaged before this node started (or by another node) holds from the
+        // first moment: no runner starts before it is read.
+        let kill = p.store.kill_switch().await?;
+        if kill.on {
+            tracing::warn!(by = %kill.changed_by, "the kill switch is on: no call is started until it is released");
+        }
+        metrics.kill_switch.set(if kill.on { 1.0 } else { 0.0 });
         let hopper = Hopper::new(p.store.clone(), &p.config.dialer);
         let returned = hopper.reconcile_leases(&p.node, pacer_dialer::store::now_ms()).await?;
         if returned > 0 {
@@ -146,7 +174,8 @@ impl Dialer {
             safe_harbor: builtin_safe_harbor(),
             hold_music: Prompt::tone(350.0, 2000),
             silence: Prompt::from_pcm(&[0; 8000], 8000).expect("8 kHz PCM is a valid prompt"),
-            kill: Arc::new(AtomicBool::new(false)),
+            kill: Arc::new(AtomicBool::new(kill.on)),
+            guard,
             webhooks: p.webhooks,
             signing_key: p.signing_key,
             public_url: p.public_url.trim_end_matches('/').to_string(),
@@ -186,15 +215,19 @@ impl Dialer {
         self.campaigns.lock().unwrap_or_else(|p| p.into_inner()).get(&campaign).map(|c| c.campaign().name)
     }
 
-    /// Stops (or resumes) dialling for every campaign at once. Calls in progress go on.
-    pub fn set_kill_switch(&self, on: bool) {
-        self.ctx.kill.store(on, Ordering::SeqCst);
-        self.ctx.metrics.kill_switch.set(if on { 1.0 } else { 0.0 });
-        tracing::warn!(on, "kill switch");
+    /// Stops (or resumes) dialling for every campaign of every node sharing the database.
+    /// Calls in progress go on. This node obeys at once, the others within a second.
+    pub async fn set_kill_switch(&self, on: bool, by: &str) -> Result<KillSwitch, pacer_dialer::store::StoreError> {
+        let k = self.ctx.store.set_kill_switch(on, by).await?;
+        self.obey_kill_switch(&k);
+        Ok(k)
     }
 
-    pub fn kill_switch(&self) -> bool {
-        self.ctx.kill.load(Ordering::SeqCst)
+    fn obey_kill_switch(&self, k: &KillSwitch) {
+        if self.ctx.kill.swap(k.on, Ordering::SeqCst) != k.on {
+            tracing::warn!(on = k.on, by = %k.changed_by, "kill switch");
+        }
+        self.ctx.metrics.kill_switch.set(if k.on { 1.0 } else { 0.0 });
     }
 
     /// Stops dialling and waits (up to `grace`) for the calls in progress to end and their
@@ -217,6 +250,11 @@ impl Dialer {
             tokio::select! {
                 _ = self.stop.cancelled() => return,
                 _ = tick.tick() => {}
+            }
+            // The switch is shared by every node: an unreadable row keeps the last state.
+            match self.ctx.store.kill_switch().await {
+                Ok(k) => self.obey_kill_switch(&k),
+                Err(e) => tracing::warn!(error = %e, on = self.ctx.killed(), "cannot read the kill switch; keeping its last state"),
             }
             let campaigns = match self.ctx.store.campaigns().await {
                 Ok(c) => c,

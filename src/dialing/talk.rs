@@ -406,7 +406,16 @@ pub(super) async fn screen_pop(ctx: &Ctx, c: &Campaign, claimed: &Claimed, id: C
 
 /// Calls `number` on the campaign's trunk for a blind transfer and bridges the customer
 /// to it once it answers. `Ok(None)`: the customer hung up meanwhile.
+/// The number is normalised and checked like any other dialled number: a blind transfer
+/// to a premium or international line is the classic way to make a hijacked call pay.
 pub(super) async fn transfer_out(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut Line, number: &str) -> Result<Option<(Line, Endpoint, Bridge)>, String> {
+    if ctx.killed() {
+        return Err("dialling is stopped by the kill switch".into());
+    }
+    let normalizer = pacer_dialer::phone::Normalizer::new(&ctx.config.dialer.default_country)?;
+    let e164 = normalizer.normalize(number).map_err(|e| format!("transfer to {number:?}: {e}"))?.e164;
+    ctx.screen(c, &e164).map_err(|r| format!("transfer refused: {r}"))?;
+    let number = e164.as_str();
     let trunk = trunks_of(ctx, c).first().cloned().ok_or("no trunk for the transfer")?;
     let far_leg = ctx.media.rtp_endpoint().await.map_err(|e| e.to_string())?;
     let caller_id = c.settings.caller_id_for(number, 0);
