@@ -189,3 +189,24 @@ fn user_add_creates_a_supervisor_and_refuses_bad_input() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn kill_sets_and_shows_the_switch_in_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |action: &str| {
+        let out = Command::new(PACER).args(["kill", action]).current_dir(dir.path()).env_remove("PACER_DATABASE__URL").env_remove("PACER_CONFIG").output().unwrap();
+        assert!(out.status.success(), "kill {action}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let status = run("status");
+    assert_eq!((status["on"].as_bool(), status["changed_at"].as_i64()), (Some(false), Some(0)), "never set: {status}");
+    let on = run("on");
+    assert_eq!((on["on"].as_bool(), on["changed_by"].as_str()), (Some(true), Some("cli")), "{on}");
+    // Another process reads it back from the database.
+    assert_eq!(run("status"), on);
+    assert_eq!(run("off")["on"], false);
+    assert_eq!(run("status")["on"], false);
+    let bad = Command::new(PACER).args(["kill", "maybe"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("possible values"), "{}", String::from_utf8_lossy(&bad.stderr));
+}

@@ -1,0 +1,185 @@
+//! The toll-fraud guards end to end: `pacer serve` as a process with a progressive
+//! campaign whose list holds an international and a premium-rate number beside a good
+//! one, SIPp as the carrier (logging every message it gets), one agent on the CTI socket.
+//! The kill switch is engaged through the CLI before the server starts and released
+//! through the CLI while it runs: nothing is dialled before, the good number after, and
+//! the carrier never sees an INVITE for the blocked numbers.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{PACER, Pacer, http, in_ci};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+const SIPP: &str = "/usr/bin/sipp";
+const GOOD: &str = "+12125550101";
+const INTERNATIONAL: &str = "+442079460958";
+const PREMIUM: &str = "+19002345678";
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn expect(ws: &mut Ws, kind: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = tokio::time::timeout_at(deadline, ws.next()).await.unwrap_or_else(|_| panic!("no {kind} message in time"));
+        if let Some(Ok(Message::Text(t))) = m {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == kind {
+                return v;
+            }
+            assert_ne!(v["type"], "error", "waiting for {kind}: {v}");
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+/// `pacer kill ACTION` on the server's database; its JSON answer.
+fn kill(dir: &Path, action: &str) -> Value {
+    let out = Command::new(PACER).args(["kill", action, "--config", "pacer.toml"]).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "pacer kill {action}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn metric(text: &str, line_start: &str) -> f64 {
+    text.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+}
+
+#[test]
+fn blocked_numbers_are_never_dialled_and_the_kill_switch_holds_across_processes() {
+    if !Path::new(SIPP).exists() {
+        assert!(!in_ci(), "{SIPP} is required in CI (Debian package sip-tester)");
+        eprintln!("skipped: {SIPP} is missing");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tone: Vec<u8> = (0..80_000).map(|i| pacer_media::Codec::Pcmu.encode(((i as f64 * 0.47).sin() * 8000.0) as i16)).collect();
+    std::fs::write(dir.path().join("tone.ulaw"), tone).unwrap();
+    let carrier_port = free_port();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/carrier_tone_bye.xml");
+    // One call (the good number), every message it receives in its log.
+    let mut sipp = Command::new(SIPP)
+        .arg("-sf")
+        .arg(&scenario)
+        .args(["-i", "127.0.0.1", "-p", &carrier_port.to_string(), "-mp", &free_port().to_string(), "-d", "2000"])
+        .args(["-m", "1", "-nostdin", "-timeout", "120s", "-timeout_error", "-trace_msg", "-message_file", "messages.log"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let cfg = format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\n[sip]\nlisten_udp = \"127.0.0.1:{}\"\n[media]\nrtp_port_min = 45000\nrtp_port_max = 45998\n\
+         [dialer]\nlegal_window_start = \"00:00\"\nlegal_window_end = \"24:00\"\n\
+         [[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {carrier_port}\noptions_interval_s = 0\n",
+        free_port()
+    );
+    std::fs::write(dir.path().join("pacer.toml"), cfg).unwrap();
+    // Engaged before the server exists: it must start stopped.
+    let on = kill(dir.path(), "on");
+    assert_eq!((on["on"].as_bool(), on["changed_by"].as_str()), (Some(true), Some("cli")), "{on}");
+
+    let mut pacer = Pacer::start(dir.path(), &["serve", "--config", "pacer.toml"], &[]);
+    let addr = pacer.http_addr();
+    let call = |method: &str, path: &str, body: &str| {
+        let (s, _, b) = http(addr, method, path, Some(body));
+        assert!(s < 300, "{method} {path}: {s} {b}");
+        serde_json::from_str::<Value>(&b).unwrap_or(Value::Null)
+    };
+    assert_eq!(call("GET", "/api/v1/dialer/kill", "")["on"], true);
+    call("POST", "/api/v1/agents", &json!({"username": "ann", "name": "Ann", "password": "ann-secret-1"}).to_string());
+    let settings = json!({"trunks": ["carrier"], "wrap_up_s": 0, "amd": {"enabled": false}});
+    let campaign = call("POST", "/api/v1/campaigns", &json!({"name": "Fraud", "dial_mode": "progressive", "settings": settings}).to_string());
+    let id = campaign["id"].as_i64().unwrap();
+    let list = call("POST", &format!("/api/v1/campaigns/{id}/lists"), &json!({"name": "Mixed"}).to_string());
+    let list_id = list["id"].as_i64().unwrap();
+    // The blocked numbers come first in the hopper.
+    let report = call("POST", &format!("/api/v1/lists/{list_id}/import"), &format!("phone,name\n{INTERNATIONAL},Intl\n{PREMIUM},Premium\n{GOOD},Good\n"));
+    assert_eq!(report["imported"], 3, "{report}");
+    call("POST", &format!("/api/v1/campaigns/{id}/start"), "{}");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let media = pacer_media::MediaEngine::new(&pacer_config::MediaConfig { rtp_port_min: 46000, rtp_port_max: 46998, ..Default::default() }).unwrap();
+        let leg = media.rtp_endpoint().await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/cti/agent")).await.unwrap();
+        send(&mut ws, json!({"type":"login","username":"ann","password":"ann-secret-1"})).await;
+        expect(&mut ws, "logged_in").await;
+        send(&mut ws, json!({"type":"media_offer","sdp":leg.local_offer()})).await;
+        let answer = expect(&mut ws, "media_answer").await;
+        leg.accept_answer(answer["sdp"].as_str().unwrap()).unwrap();
+        send(&mut ws, json!({"type":"ready"})).await;
+
+        // A ready agent and leads, but the switch is on: nothing is dialled.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (_, _, m) = http(addr, "GET", "/metrics", None);
+        assert_eq!(metric(&m, "pacer_dials_total{campaign=\"Fraud\"}"), 0.0, "dialled under the kill switch");
+        assert_eq!(metric(&m, "pacer_kill_switch "), 1.0);
+
+        // Released by another process, straight in the database: the server follows.
+        let off = kill(dir.path(), "off");
+        assert_eq!(off["on"], false, "{off}");
+        let released = Instant::now();
+        let pop = expect(&mut ws, "call").await;
+        assert!(released.elapsed() < Duration::from_secs(10), "dialling resumed late: {:?}", released.elapsed());
+        assert_eq!(pop["lead"]["phone"], GOOD, "{pop}");
+        let call_id = pop["call_id"].as_str().unwrap().to_string();
+        expect(&mut ws, "call_ended").await;
+        send(&mut ws, json!({"type":"disposition","call_id":call_id,"code":"answered"})).await;
+        expect(&mut ws, "disposition_saved").await;
+        send(&mut ws, json!({"type":"not_ready","reason":"done"})).await;
+    });
+    let status = sipp.wait().unwrap();
+    assert!(status.success(), "SIPp did not see its one call end normally");
+    let messages = std::fs::read_to_string(dir.path().join("messages.log")).unwrap_or_default();
+    assert!(messages.contains(&GOOD[1..]), "SIPp's log has the good call:\n{messages}");
+    for n in [INTERNATIONAL, PREMIUM] {
+        assert!(!messages.contains(&n[1..]), "the carrier saw {n}:\n{messages}");
+    }
+
+    let (s, _, body) = http(addr, "GET", &format!("/api/v1/reports/cdr?campaign_id={id}"), None);
+    assert_eq!(s, 200, "{body}");
+    let cdrs: Value = serde_json::from_str(&body).unwrap();
+    let rows = cdrs.as_array().or_else(|| cdrs["items"].as_array()).expect("CDR rows");
+    assert_eq!(rows.len(), 3, "{body}");
+    for (n, why) in [(INTERNATIONAL, "outside the allowed destinations (+1)"), (PREMIUM, "premium-rate number")] {
+        let row = rows.iter().find(|r| r["phone"] == n).unwrap_or_else(|| panic!("no CDR for {n}: {body}"));
+        assert_eq!(row["outcome"], "blocked", "{row}");
+        assert_eq!(row["trunk"], Value::Null, "never reached a trunk: {row}");
+        // The attempt's notes say why (the CRM's webhook and the database carry them).
+        let url = format!("sqlite://{}", dir.path().join("data/pacer.db").display());
+        let notes: Option<String> = rt.block_on(async {
+            let store = pacer_dialer::store::Store::connect(&url, &Default::default()).await.unwrap();
+            let q = sqlx::query_scalar("SELECT notes FROM lead_attempts WHERE phone = $1").bind(n);
+            let notes = q.fetch_one(store.pool()).await.unwrap();
+            store.close().await;
+            notes
+        });
+        assert!(notes.as_deref().unwrap_or_default().contains(why), "{n}: {notes:?}");
+    }
+    let leads = call("GET", &format!("/api/v1/leads?list_id={list_id}"), "");
+    let leads = leads.as_array().or_else(|| leads["items"].as_array()).cloned().expect("leads");
+    for l in leads.iter().filter(|l| l["phone"] != GOOD) {
+        assert_eq!(l["state"], "done", "a blocked lead is closed, not retried: {l}");
+    }
+    let (_, _, m) = http(addr, "GET", "/metrics", None);
+    assert_eq!(metric(&m, "pacer_calls_blocked_total{reason=\"destination\"}"), 1.0, "{m}");
+    assert_eq!(metric(&m, "pacer_calls_blocked_total{reason=\"premium\"}"), 1.0);
+    assert_eq!(metric(&m, "pacer_kill_switch "), 0.0);
+    let status = pacer.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{}", pacer.log.join("\n"));
+}
