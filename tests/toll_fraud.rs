@@ -3,7 +3,8 @@
 //! one, SIPp as the carrier (logging every message it gets), one agent on the CTI socket.
 //! The kill switch is engaged through the CLI before the server starts and released
 //! through the CLI while it runs: nothing is dialled before, the good number after, and
-//! the carrier never sees an INVITE for the blocked numbers.
+//! the carrier never sees an INVITE for the blocked numbers — nor for a blind transfer to
+//! a premium line or a manual dial abroad.
 
 mod common;
 
@@ -38,6 +39,19 @@ async fn expect(ws: &mut Ws, kind: &str) -> Value {
                 return v;
             }
             assert_ne!(v["type"], "error", "waiting for {kind}: {v}");
+        }
+    }
+}
+
+async fn expect_error(ws: &mut Ws) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = tokio::time::timeout_at(deadline, ws.next()).await.expect("no error message in time");
+        if let Some(Ok(Message::Text(t))) = m {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "error" {
+                return v;
+            }
         }
     }
 }
@@ -138,10 +152,20 @@ fn blocked_numbers_are_never_dialled_and_the_kill_switch_holds_across_processes(
         assert!(released.elapsed() < Duration::from_secs(10), "dialling resumed late: {:?}", released.elapsed());
         assert_eq!(pop["lead"]["phone"], GOOD, "{pop}");
         let call_id = pop["call_id"].as_str().unwrap().to_string();
+        // A blind transfer of the customer to a premium line: the classic fraud path.
+        send(&mut ws, json!({"type":"transfer","number":"1-900-234-5678"})).await;
+        let e = expect_error(&mut ws).await;
+        assert_eq!(e["code"], "transfer_failed", "{e}");
+        assert!(e["message"].as_str().unwrap().contains("premium-rate"), "{e}");
         expect(&mut ws, "call_ended").await;
         send(&mut ws, json!({"type":"disposition","call_id":call_id,"code":"answered"})).await;
         expect(&mut ws, "disposition_saved").await;
         send(&mut ws, json!({"type":"not_ready","reason":"done"})).await;
+        // A number typed by the agent gets the same answer.
+        send(&mut ws, json!({"type":"manual_dial","number":"+44 20 7946 0958"})).await;
+        let e = expect_error(&mut ws).await;
+        assert_eq!(e["code"], "manual_dial", "{e}");
+        assert!(e["message"].as_str().unwrap().contains("outside the allowed destinations"), "{e}");
     });
     let status = sipp.wait().unwrap();
     assert!(status.success(), "SIPp did not see its one call end normally");
@@ -177,8 +201,9 @@ fn blocked_numbers_are_never_dialled_and_the_kill_switch_holds_across_processes(
         assert_eq!(l["state"], "done", "a blocked lead is closed, not retried: {l}");
     }
     let (_, _, m) = http(addr, "GET", "/metrics", None);
-    assert_eq!(metric(&m, "pacer_calls_blocked_total{reason=\"destination\"}"), 1.0, "{m}");
-    assert_eq!(metric(&m, "pacer_calls_blocked_total{reason=\"premium\"}"), 1.0);
+    // The lead and the typed number; the lead and the transfer.
+    assert_eq!(metric(&m, "pacer_calls_blocked_total{reason=\"destination\"}"), 2.0, "{m}");
+    assert_eq!(metric(&m, "pacer_calls_blocked_total{reason=\"premium\"}"), 2.0);
     assert_eq!(metric(&m, "pacer_kill_switch "), 0.0);
     let status = pacer.terminate(Duration::from_secs(20));
     assert!(status.success(), "{}", pacer.log.join("\n"));
