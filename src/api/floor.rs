@@ -81,12 +81,21 @@ struct Period {
     to: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct TimeReport {
+/// An agent's time per state over a period, with the figures drawn from it (also sent to
+/// the agent's own desktop over the CTI socket).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimeReport {
     #[serde(flatten)]
-    time: AgentTime,
-    logged_in_s: f64,
-    occupancy: f64,
+    pub time: AgentTime,
+    pub logged_in_s: f64,
+    pub occupancy: f64,
+}
+
+impl TimeReport {
+    pub async fn of(store: &pacer_dialer::store::Store, id: i64, from: i64, to: i64) -> Result<TimeReport, pacer_dialer::store::StoreError> {
+        let t = store.agent_time(Some(id), from, to).await?.into_iter().next().unwrap_or(AgentTime { agent_id: id, ..AgentTime::default() });
+        Ok(TimeReport { logged_in_s: t.logged_in_s(), occupancy: t.occupancy(), time: t })
+    }
 }
 
 async fn time(State(s): State<AppState>, ApiPath(id): ApiPath<i64>, ApiQuery(p): ApiQuery<Period>) -> Result<Json<TimeReport>, ApiError> {
@@ -96,8 +105,7 @@ async fn time(State(s): State<AppState>, ApiPath(id): ApiPath<i64>, ApiQuery(p):
     if from > to {
         return Err(err(StatusCode::BAD_REQUEST, "bad_query", "from is after to", Some("from")));
     }
-    let t = s.store.agent_time(Some(id), from, to).await?.into_iter().next().unwrap_or(AgentTime { agent_id: id, ..AgentTime::default() });
-    Ok(Json(TimeReport { logged_in_s: t.logged_in_s(), occupancy: t.occupancy(), time: t }))
+    Ok(Json(TimeReport::of(&s.store, id, from, to).await?))
 }
 
 fn no_dialer() -> ApiError {
