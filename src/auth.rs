@@ -1,9 +1,205 @@
-//! Passwords: argon2id hashes in the PHC string format (the salt and parameters travel
-//! with the hash, so parameters can be raised later without breaking old hashes).
+//! Who is asking, and may they: passwords (argon2id hashes in the PHC string format, so
+//! parameters can be raised later without breaking old hashes), API bearer tokens and web
+//! sessions (both stored only as SHA-256 hashes), the role each API route needs, and the
+//! audit log of what users did.
+//!
+//! A request to `/api/v1` carries either `Authorization: Bearer <token>` (integrations)
+//! or the `pacer_session` cookie of `POST /login` (web pages). Cookie requests that change
+//! something must also echo the session's CSRF token in `X-CSRF-Token` (the cookie is
+//! `SameSite=Strict` besides), so another site cannot make a browser act for its user.
 
-use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use pacer_dialer::store::{AuditEvent, Role, Store};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::http::{ApiError, AppState};
+
+/// The web session cookie.
+pub const SESSION_COOKIE: &str = "pacer_session";
+/// The header that carries a session's CSRF token on unsafe requests.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The caller of an API request, once authenticated.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The user name (`config` for `auth.admin_token`).
+    pub name: String,
+    pub role: Role,
+    /// How they came in: `token:ID`, `session`, `config`.
+    pub via: String,
+}
+
+/// A fresh random secret (256 bits) as text, with a prefix that says what it is.
+pub fn new_secret(prefix: &str) -> String {
+    let mut b = [0u8; 32];
+    OsRng.fill_bytes(&mut b);
+    format!("{prefix}{}", hex(&b))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Hex SHA-256: how tokens and session ids are stored.
+pub fn sha256_hex(s: &str) -> String {
+    hex(&Sha256::digest(s.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The client's address, when the server knows it.
+pub fn source(req: &Request) -> String {
+    req.extensions().get::<ConnectInfo<crate::tls::Peer>>().map(|c| c.0.0.ip().to_string()).unwrap_or_default()
+}
+
+fn unauthenticated(message: &str) -> ApiError {
+    ApiError { status: StatusCode::UNAUTHORIZED, code: "unauthenticated", message: message.into(), field: None, problems: Vec::new() }
+}
+
+/// Who sent the request: a bearer token or a session cookie (with its CSRF token on
+/// unsafe methods). `Err` says what is missing or wrong.
+pub async fn authenticate(st: &AppState, method: &Method, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        let token = auth.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim).ok_or_else(|| unauthenticated("Authorization must be `Bearer <token>`"))?;
+        if let Some(admin) = &st.config.auth.admin_token
+            && constant_time_eq(admin.as_bytes(), token.as_bytes())
+        {
+            return Ok(Principal { name: "config".into(), role: Role::Admin, via: "config".into() });
+        }
+        return match st.store.use_token(&sha256_hex(token)).await? {
+            Some((t, u)) => Ok(Principal { name: u.username, role: u.role, via: format!("token:{}", t.id) }),
+            None => Err(unauthenticated("unknown or revoked token")),
+        };
+    }
+    if let Some(sid) = cookie(headers, SESSION_COOKIE) {
+        let Some((u, csrf)) = st.store.session(&sha256_hex(sid)).await? else {
+            return Err(unauthenticated("the session has expired; log in again"));
+        };
+        let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let echoed = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !safe && !constant_time_eq(echoed.as_bytes(), csrf.as_bytes()) {
+            return Err(ApiError { status: StatusCode::FORBIDDEN, code: "csrf", message: format!("send the session's CSRF token in {CSRF_HEADER}"), field: None, problems: Vec::new() });
+        }
+        return Ok(Principal { name: u.username, role: u.role, via: "session".into() });
+    }
+    Err(unauthenticated("send `Authorization: Bearer <token>` or log in (POST /login)"))
+}
+
+/// Records an event in the audit log; a failure to write is logged, never fatal.
+pub async fn audit(store: &Store, e: AuditEvent<'_>) {
+    if let Err(err) = store.audit(&e).await {
+        tracing::error!(error = %err, action = e.action, "audit log write failed");
+    }
+}
+
+/// The guard of one API route: authenticates, checks the role, and writes changes and
+/// exports to the audit log.
+pub async fn guard(State((st, need, route)): State<(AppState, Option<Role>, &'static str)>, mut req: Request, next: Next) -> Response {
+    let Some(need) = need else {
+        return next.run(req).await;
+    };
+    let p = match authenticate(&st, req.method(), req.headers()).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if p.role < need {
+        let msg = format!("{route} needs the {} role; {} has {}", need.as_str(), p.name, p.role.as_str());
+        return ApiError { status: StatusCode::FORBIDDEN, code: "forbidden", message: msg, field: None, problems: Vec::new() }.into_response();
+    }
+    let method = req.method().clone();
+    let uri = req.uri().path().to_string();
+    let src = source(&req);
+    req.extensions_mut().insert(p.clone());
+    let resp = next.run(req).await;
+    let export = route.ends_with("/export") || route == "/reports/cdr";
+    if (method != Method::GET || export) && resp.status().is_success() {
+        let actor = format!("{} ({})", p.name, p.via);
+        let target = format!("{method} {route}");
+        let detail = format!("{uri} -> {}", resp.status().as_u16());
+        audit(&st.store, AuditEvent { actor: &actor, action: if export { "export" } else { "api" }, target: &target, detail: &detail, source: &src }).await;
+    }
+    resp
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    username: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct LoggedIn {
+    username: String,
+    role: Role,
+    /// Echo in `X-CSRF-Token` on every request that changes something.
+    csrf_token: String,
+    expires_at: i64,
+}
+
+/// `POST /login`: a web session for a user (not an agent: agents log in on their socket).
+pub async fn login(State(st): State<AppState>, req: Request) -> Response {
+    let src = source(&req);
+    let body = match axum::body::to_bytes(req.into_body(), 64 * 1024).await {
+        Ok(b) => b,
+        Err(_) => return unauthenticated("the body is too large").into_response(),
+    };
+    let b: LoginBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid_body", message: e.to_string(), field: None, problems: Vec::new() }.into_response();
+        }
+    };
+    let user = match st.store.user_by_username(&b.username).await {
+        Ok(u) => u,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let Some(u) = user.filter(|u| verify_password(&b.password, &u.password_hash)) else {
+        audit(&st.store, AuditEvent { actor: &b.username, action: "login_failed", target: "web", source: &src, ..Default::default() }).await;
+        return unauthenticated("wrong username or password").into_response();
+    };
+    let sid = new_secret("");
+    let csrf = new_secret("");
+    let hours = i64::from(st.config.auth.session_hours);
+    let expires_at = pacer_dialer::store::now_ms() + hours * 3_600_000;
+    if let Err(e) = st.store.create_session(&sha256_hex(&sid), u.id, &csrf, expires_at).await {
+        return ApiError::from(e).into_response();
+    }
+    audit(&st.store, AuditEvent { actor: &u.username, action: "login", target: "web", source: &src, ..Default::default() }).await;
+    let secure = if st.config.auth.secure_cookies { "; Secure" } else { "" };
+    let set = format!("{SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", hours * 3600);
+    ([(header::SET_COOKIE, set)], Json(LoggedIn { username: u.username, role: u.role, csrf_token: csrf, expires_at })).into_response()
+}
+
+/// `POST /logout`: ends the cookie's session.
+pub async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(sid) = cookie(&headers, SESSION_COOKIE) {
+        let _ = st.store.end_session(&sha256_hex(sid)).await;
+    }
+    let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    ([(header::SET_COOKIE, clear)], StatusCode::NO_CONTENT).into_response()
+}
 
 /// The PHC string of `password` with a fresh random salt.
 pub fn hash_password(password: &str) -> String {

@@ -75,6 +75,58 @@ enum Command {
         #[command(subcommand)]
         action: UserCommand,
     },
+    /// TLS certificates.
+    Cert {
+        #[command(subcommand)]
+        action: CertCommand,
+    },
+    /// API tokens for integrations: each carries its user's role and can be revoked.
+    Token {
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CertCommand {
+    /// Write a self-signed certificate (dev-cert.pem) and key (dev-key.pem) for
+    /// localhost, 127.0.0.1, ::1 and `--name`s, and print the config lines that use them.
+    /// For development only: browsers warn about it until it is trusted.
+    Dev {
+        /// Directory to write to (default: the data directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// More host names or addresses the certificate is for (repeatable).
+        #[arg(long = "name")]
+        names: Vec<String>,
+        #[arg(long, short, env = "PACER_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Issue a token for a user; prints it once as a JSON line (only its hash is stored).
+    Create {
+        #[arg(long)]
+        username: String,
+        /// What the token is for ("crm", "grafana").
+        #[arg(long)]
+        name: String,
+        #[arg(long, short, env = "PACER_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Every token (never the secrets), one JSON line each.
+    List {
+        #[arg(long, short, env = "PACER_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Revoke a token at once.
+    Revoke {
+        id: i64,
+        #[arg(long, short, env = "PACER_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -207,7 +259,54 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::json!({"id": user.id, "username": user.username, "role": user.role.as_str()}));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Cert { action: CertCommand::Dev { dir, names, config } } => {
+            let dir = match dir {
+                Some(d) => d,
+                None => load(config.as_deref())?.data_dir,
+            };
+            let (cert, key) = crate::tls::write_dev_cert(&dir, &names)?;
+            println!("[http]\ntls_cert = {:?}\ntls_key = {:?}", cert.display().to_string(), key.display().to_string());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { action } => {
+            let config = match &action {
+                TokenCommand::Create { config, .. } | TokenCommand::List { config } | TokenCommand::Revoke { config, .. } => config.clone(),
+            };
+            let cfg = load(config.as_deref())?;
+            crate::logging::init(&cfg.logging)?;
+            runtime()?.block_on(async {
+                let store = open_store(&cfg).await?;
+                if cfg.database.migrate_on_start {
+                    store.migrate().await.context("applying migrations")?;
+                }
+                let r = token_command(&store, action).await;
+                store.close().await;
+                r
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+async fn token_command(store: &Store, action: TokenCommand) -> anyhow::Result<()> {
+    match action {
+        TokenCommand::Create { username, name, .. } => {
+            let (record, token) = crate::api::access::issue_token(store, &username, &name).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let mut v = serde_json::to_value(&record)?;
+            v["token"] = serde_json::Value::String(token);
+            println!("{v}");
+        }
+        TokenCommand::List { .. } => {
+            for t in store.tokens().await? {
+                println!("{}", serde_json::to_string(&t)?);
+            }
+        }
+        TokenCommand::Revoke { id, .. } => {
+            let revoked = store.revoke_token(id).await.with_context(|| format!("token {id}"))?;
+            println!("{}", serde_json::json!({"id": id, "revoked": true, "already_revoked": !revoked}));
+        }
+    }
+    Ok(())
 }
 
 fn load(file: Option<&Path>) -> anyhow::Result<Config> {

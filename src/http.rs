@@ -59,7 +59,9 @@ pub fn router(state: AppState) -> Router {
         .route("/cti/agent", get(crate::cti::agent_socket))
         .route("/cti/supervisor", get(crate::cti::supervisor::supervisor_socket))
         .route("/recordings/{id}", get(crate::recordings::get))
-        .merge(crate::api::router())
+        .route("/login", axum::routing::post(crate::auth::login))
+        .route("/logout", axum::routing::post(crate::auth::logout))
+        .merge(crate::api::router(&state))
         .merge(crate::web::router());
     if state.config.metrics.enabled {
         router = router.route(&metrics_path, get(metrics));

@@ -42,6 +42,11 @@ impl Live {
         }
         let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.with_context(|| format!("http.listen: cannot bind {}", cfg.http.listen))?;
         let http_addr = listener.local_addr()?;
+        let tls = match (&cfg.http.tls_cert, &cfg.http.tls_key) {
+            (Some(c), Some(k)) => Some(crate::tls::acceptor(c, k)?),
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let metrics = Metrics::new();
         let media = MediaEngine::new(&cfg.media).context("media")?;
         media.register_metrics(&metrics.registry)?;
@@ -55,7 +60,7 @@ impl Live {
         let node = config.dialer.node_name.clone().unwrap_or_else(hostname);
         let webhooks = Arc::new(crate::webhooks::Webhooks::new(store.clone(), config.webhooks.clone(), node.clone(), signing_key.to_vec()));
         tokio::spawn(webhooks.clone().run());
-        let public_url = config.http.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
+        let public_url = config.http.public_url.clone().unwrap_or_else(|| format!("{scheme}://{http_addr}"));
         let dialer = Dialer::start(Parts {
             store: store.clone(),
             sip: sip.clone(),
@@ -73,15 +78,19 @@ impl Live {
         let cti = Arc::new(Cti { store: store.clone(), acd: acd.clone(), desks: desks.clone(), media: media.clone(), dialer: dialer.clone(), centre_zone: config.dialer.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC) });
         let state = AppState { store: store.clone(), metrics: metrics.clone(), config: config.clone(), cti: Some(cti), dialer: Some(dialer.clone()), signing_key: Some(signing_key) };
         let (stop, mut stop_rx) = watch::channel(false);
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router(state))
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        let app = router(state).into_make_service_with_connect_info::<crate::tls::Peer>();
+        let shutdown = async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        };
+        let server = match tls {
+            Some(acceptor) => {
+                let listener = crate::tls::TlsListener::new(listener, acceptor)?;
+                tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await })
+            }
+            None => tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await }),
+        };
         tokio::spawn(agent_gauges(acd.clone(), dialer.ctx().metrics.agents.clone()));
-        tracing::info!(%http_addr, url = %format!("http://{http_addr}"), sip = %sip.local_addr(), "listening");
+        tracing::info!(%http_addr, url = %format!("{scheme}://{http_addr}"), sip = %sip.local_addr(), "listening");
         Ok(Live { store, acd, sip, dialer, http_addr, stop, server })
     }
 

@@ -17,6 +17,7 @@ mod metrics;
 mod recordings;
 mod serve;
 mod simulate;
+mod tls;
 mod web;
 mod webhooks;
 

@@ -51,6 +51,9 @@ pub async fn get(State(s): State<AppState>, ApiPath(attempt): ApiPath<i64>, ApiQ
         tracing::warn!(path, error = %e, "recording file unreadable");
         err(StatusCode::NOT_FOUND, "not_found", "the recording file is missing", None)
     })?;
+    let target = format!("recording {attempt}");
+    let detail = format!("signed link expiring {}", l.expires);
+    crate::auth::audit(&s.store, pacer_dialer::store::AuditEvent { actor: "signed link", action: "recording_download", target: &target, detail: &detail, source: "" }).await;
     Ok(([(header::CONTENT_TYPE, "audio/wav"), (header::CACHE_CONTROL, "private, max-age=300")], bytes).into_response())
 }
 

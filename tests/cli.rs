@@ -65,7 +65,7 @@ fn migrate_creates_and_updates_the_database() {
     let run = || Command::new(PACER).arg("migrate").current_dir(dir.path()).env_remove("PACER_DATABASE__URL").output().unwrap();
     let first = run();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    assert!(String::from_utf8_lossy(&first.stdout).contains("6 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("7 migration(s) applied"));
     assert!(dir.path().join("data/pacer.db").exists());
     let second = run();
     assert!(String::from_utf8_lossy(&second.stdout).contains("0 migration(s) applied"));
@@ -209,4 +209,54 @@ fn kill_sets_and_shows_the_switch_in_the_database() {
     let bad = Command::new(PACER).args(["kill", "maybe"]).output().unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("possible values"), "{}", String::from_utf8_lossy(&bad.stderr));
+}
+
+#[test]
+fn token_create_list_revoke_and_the_token_opens_the_api_until_revoked() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let pacer = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(PACER)
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("PACER_CONFIG")
+            .env_remove("PACER_DATABASE__URL")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, _, err) = pacer(&["user", "add", "--username", "mgr", "--role", "manager", "--password-stdin"], "manager-pass\n");
+    assert!(ok, "{err}");
+    let (ok, _, err) = pacer(&["token", "create", "--username", "nobody", "--name", "crm"], "");
+    assert!(!ok && err.contains("nobody"), "{err}");
+    let (ok, out, err) = pacer(&["token", "create", "--username", "mgr", "--name", "crm"], "");
+    assert!(ok, "{err}");
+    let t: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let secret = t["token"].as_str().unwrap().to_string();
+    let id = t["id"].as_i64().unwrap().to_string();
+    let (ok, out, _) = pacer(&["token", "list"], "");
+    assert!(ok && out.contains("\"crm\"") && !out.contains(&secret), "{out}");
+
+    std::fs::write(dir.path().join("pacer.toml"), "[http]\nlisten = \"127.0.0.1:0\"\n[sip]\nlisten_udp = \"127.0.0.1:0\"\n").unwrap();
+    let mut server = common::Pacer::start(dir.path(), &["serve", "--config", "pacer.toml"], &[]);
+    let addr = server.http_addr();
+    let (s, _, body) = common::http_as(addr, "GET", "/api/v1/me", None, Some(&secret));
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("\"manager\""), "{body}");
+    let (s, _, _) = common::http_as(addr, "GET", "/api/v1/campaigns", None, None);
+    assert_eq!(s, 401, "no token, no API");
+    let (s, _, _) = common::http_as(addr, "GET", "/api/v1/users", None, Some(&secret));
+    assert_eq!(s, 403, "a manager's token is not an admin's");
+    let (ok, out, err) = pacer(&["token", "revoke", &id, "--config", "pacer.toml"], "");
+    assert!(ok && out.contains("\"revoked\":true"), "{out} {err}");
+    let (s, _, _) = common::http_as(addr, "GET", "/api/v1/me", None, Some(&secret));
+    assert_eq!(s, 401, "revoked at once, on the running server too");
+    let (ok, _, err) = pacer(&["token", "revoke", "9999"], "");
+    assert!(!ok && err.contains("9999"), "{err}");
+    assert!(server.terminate(std::time::Duration::from_secs(20)).success());
 }

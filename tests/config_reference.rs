@@ -46,6 +46,7 @@ fn code_keys() -> BTreeSet<String> {
     cfg.sip.public_address = Some("127.0.0.1".parse().unwrap());
     cfg.media.public_ip = Some("127.0.0.1".parse().unwrap());
     cfg.auth.signing_key = Some("k".into());
+    cfg.auth.admin_token = Some("t".into());
     cfg.http.public_url = Some("http://x".into());
     cfg.dialer.node_name = Some("n".into());
     cfg.dialer.allowed_destinations = Some(vec!["+1".into()]);

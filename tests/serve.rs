@@ -91,3 +91,57 @@ fn readyz_fails_while_the_database_is_unreachable() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("opening the database"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn https_with_a_dev_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(common::PACER).args(["cert", "dev", "--dir", "certs"]).current_dir(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(lines.contains("tls_cert") && lines.contains("dev-cert.pem"), "{lines}");
+    let again = Command::new(common::PACER).args(["cert", "dev", "--dir", "certs"]).current_dir(dir.path()).output().unwrap();
+    assert!(!again.status.success(), "never overwrites a certificate");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("certs/dev-key.pem")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the key is readable by its owner only");
+    }
+    let cfg = format!("[http]\nlisten = \"127.0.0.1:0\"\n{}\n[sip]\nlisten_udp = \"127.0.0.1:0\"\n", lines.trim_start_matches("[http]\n"));
+    std::fs::write(dir.path().join("pacer.toml"), cfg).unwrap();
+    let mut pacer = Pacer::start(dir.path(), &["serve", "--config", "pacer.toml"], &[]);
+    let line = pacer.wait_for_line("https://", Duration::from_secs(60));
+    let addr: std::net::SocketAddr = line.split("https://").nth(1).unwrap().split(|c: char| c.is_whitespace() || c == '"').next().unwrap().parse().unwrap();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let pem = std::fs::read(dir.path().join("certs/dev-cert.pem")).unwrap();
+    let body = rt.block_on(async move {
+        use rustls::pki_types::pem::PemObject;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let client = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client));
+        // A client that never finishes its handshake does not hold up the next one.
+        let _silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut tls = connector.connect(rustls::pki_types::ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+        tls.write_all(format!("GET /api/v1/me HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", common::ADMIN_TOKEN).as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        tls.read_to_end(&mut out).await.unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("\"admin\""), "{body}");
+    // Plain HTTP on the HTTPS port gets no answer.
+    let mut plain = std::net::TcpStream::connect(addr).unwrap();
+    plain.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    plain.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = [0u8; 64];
+    let n = std::io::Read::read(&mut plain, &mut buf).unwrap_or(0);
+    assert!(!String::from_utf8_lossy(&buf[..n]).contains("200"), "plain HTTP must not be served");
+    assert!(pacer.terminate(Duration::from_secs(20)).success());
+}

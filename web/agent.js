@@ -300,14 +300,14 @@ $('dispo-form').addEventListener('submit', (e) => {
 $('wrap-more').addEventListener('click', () => cti.send({ type: 'extend_wrap', seconds: 30 }));
 
 // ---- today's figures ----
-async function loadStats() {
+function loadStats() {
   if (!desk.me) return;
   const midnight = new Date();
   midnight.setHours(0, 0, 0, 0);
+  cti.send({ type: 'time_report', from: midnight.getTime() });
+}
+cti.on('time_report', (t) => {
   try {
-    const r = await fetch(`/api/v1/agents/${desk.me.agent_id}/time?from=${midnight.getTime()}`);
-    if (!r.ok) throw new Error(`${r.status}`);
-    const t = await r.json();
     const s = t.seconds || {};
     const talk = (s.on_call || 0) + (s.reserved || 0);
     const figures = [
@@ -324,7 +324,7 @@ async function loadStats() {
   } catch {
     $('stats').replaceChildren(el('span', { class: 'muted' }, 'figures unavailable'));
   }
-}
+});
 setInterval(loadStats, 30000);
 
 // ---- rendering ----

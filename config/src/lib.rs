@@ -328,11 +328,16 @@ pub struct AuthConfig {
     /// Secret for signed URLs and webhook signatures; generated in `DATA_DIR` when empty.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<String>,
+    /// A bearer token with the admin role, accepted besides the tokens in the database:
+    /// for provisioning (create the first users and tokens) and tests. At least 32
+    /// characters; leave unset in production once real tokens exist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { session_hours: 12, secure_cookies: true, signed_url_ttl_s: 3600, signing_key: None }
+        Self { session_hours: 12, secure_cookies: true, signed_url_ttl_s: 3600, signing_key: None, admin_token: None }
     }
 }
 

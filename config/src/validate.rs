@@ -166,6 +166,9 @@ pub(crate) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
     // auth, metrics, logging
     c.check(cfg.auth.session_hours > 0, "auth.session_hours", "must be greater than 0");
     c.check(cfg.auth.signed_url_ttl_s > 0, "auth.signed_url_ttl_s", "must be greater than 0");
+    if let Some(t) = &cfg.auth.admin_token {
+        c.check(t.len() >= 32, "auth.admin_token", "must be at least 32 characters");
+    }
     if let Some(k) = &cfg.auth.signing_key {
         c.check(k.len() >= 32, "auth.signing_key", "must be at least 32 characters");
     }

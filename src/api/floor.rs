@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
+use axum::{Extension, Json};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{MethodRouter, delete, get, post};
@@ -12,6 +12,7 @@ use pacer_dialer::store::{Agent, AgentTime, KillSwitch, NewAgent, now_ms};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, ApiPath, ApiQuery, err};
+use crate::auth::Principal;
 use crate::http::{ApiError, AppState};
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
@@ -23,8 +24,8 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("get", "/live/agents", get(live_agents)),
         ("get", "/campaigns/{id}/pacing", get(pacing)),
         ("get", "/dialer/kill", get(kill_state)),
-        ("post", "/dialer/kill", post(|s: State<AppState>| kill(s, true))),
-        ("delete", "/dialer/kill", delete(|s: State<AppState>| kill(s, false))),
+        ("post", "/dialer/kill", post(|s: State<AppState>, p: Extension<Principal>| kill(s, p, true))),
+        ("delete", "/dialer/kill", delete(|s: State<AppState>, p: Extension<Principal>| kill(s, p, false))),
     ]
 }
 
@@ -81,12 +82,21 @@ struct Period {
     to: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct TimeReport {
+/// An agent's time per state over a period, with the figures drawn from it (also sent to
+/// the agent's own desktop over the CTI socket).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimeReport {
     #[serde(flatten)]
-    time: AgentTime,
-    logged_in_s: f64,
-    occupancy: f64,
+    pub time: AgentTime,
+    pub logged_in_s: f64,
+    pub occupancy: f64,
+}
+
+impl TimeReport {
+    pub async fn of(store: &pacer_dialer::store::Store, id: i64, from: i64, to: i64) -> Result<TimeReport, pacer_dialer::store::StoreError> {
+        let t = store.agent_time(Some(id), from, to).await?.into_iter().next().unwrap_or(AgentTime { agent_id: id, ..AgentTime::default() });
+        Ok(TimeReport { logged_in_s: t.logged_in_s(), occupancy: t.occupancy(), time: t })
+    }
 }
 
 async fn time(State(s): State<AppState>, ApiPath(id): ApiPath<i64>, ApiQuery(p): ApiQuery<Period>) -> Result<Json<TimeReport>, ApiError> {
@@ -96,8 +106,7 @@ async fn time(State(s): State<AppState>, ApiPath(id): ApiPath<i64>, ApiQuery(p):
     if from > to {
         return Err(err(StatusCode::BAD_REQUEST, "bad_query", "from is after to", Some("from")));
     }
-    let t = s.store.agent_time(Some(id), from, to).await?.into_iter().next().unwrap_or(AgentTime { agent_id: id, ..AgentTime::default() });
-    Ok(Json(TimeReport { logged_in_s: t.logged_in_s(), occupancy: t.occupancy(), time: t }))
+    Ok(Json(TimeReport::of(&s.store, id, from, to).await?))
 }
 
 fn no_dialer() -> ApiError {
@@ -130,7 +139,7 @@ async fn kill_state(State(s): State<AppState>) -> Result<Json<KillSwitch>, ApiEr
     Ok(Json(s.store.kill_switch().await?))
 }
 
-async fn kill(State(s): State<AppState>, on: bool) -> Result<Json<KillSwitch>, ApiError> {
+async fn kill(State(s): State<AppState>, Extension(p): Extension<Principal>, on: bool) -> Result<Json<KillSwitch>, ApiError> {
     let d = s.dialer.as_ref().ok_or_else(no_dialer)?;
-    Ok(Json(d.set_kill_switch(on, &format!("api:{}", d.ctx().node)).await?))
+    Ok(Json(d.set_kill_switch(on, &format!("api:{}@{}", p.name, d.ctx().node)).await?))
 }

@@ -5,10 +5,11 @@
 //! drift. Bad input (malformed JSON, wrong types, unknown fields, bad path or query
 //! parameters) is answered with a 4xx JSON error carrying a stable `code`, never a 500.
 
+pub mod access;
 mod campaigns;
 mod csv_out;
 mod dnc;
-mod floor;
+pub mod floor;
 mod leads;
 mod lists;
 mod reports;
@@ -22,7 +23,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use axum::Router;
-use pacer_dialer::store::StoreError;
+use pacer_dialer::store::{Role, StoreError};
 use serde::de::DeserializeOwned;
 
 use crate::http::{ApiError, AppState};
@@ -39,13 +40,34 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     r.extend(dnc::routes());
     r.extend(reports::routes());
     r.extend(floor::routes());
+    r.extend(access::routes());
     r
 }
 
-/// The `/api/v1` router. Routes sharing a path are merged into one method router.
-pub fn router() -> Router<AppState> {
+/// The least role a route needs; `None`: open to all (the API description).
+///
+/// Agents use no route (their desktop talks over its socket). Supervisors read the live
+/// floor, agents and campaigns. Managers run campaigns, lists, leads, DNC, reports,
+/// agents and the kill switch. Admins also manage users, tokens and read the audit log.
+pub fn required_role(method: &str, path: &str) -> Option<Role> {
+    let read = method == "get";
+    Some(match path {
+        "/openapi.json" => return None,
+        "/me" => Role::Agent,
+        p if p.starts_with("/users") || p.starts_with("/tokens") || p == "/audit" => Role::Admin,
+        "/live/agents" | "/agents" | "/agents/{id}" | "/agents/{id}/time" | "/campaigns" | "/campaigns/{id}" | "/campaigns/{id}/pacing" | "/dialer/kill" if read => {
+            Role::Supervisor
+        }
+        _ => Role::Manager,
+    })
+}
+
+/// The `/api/v1` router. Each route is guarded by [`crate::auth::guard`] with the role
+/// [`required_role`] names; routes sharing a path are merged into one method router.
+pub fn router(state: &AppState) -> Router<AppState> {
     let mut by_path: Vec<(&str, MethodRouter<AppState>)> = Vec::new();
-    for (_, path, mr) in routes() {
+    for (method, path, mr) in routes() {
+        let mr = mr.route_layer(axum::middleware::from_fn_with_state((state.clone(), required_role(method, path), path), crate::auth::guard));
         match by_path.iter_mut().find(|(p, _)| *p == path) {
             Some((_, existing)) => *existing = std::mem::take(existing).merge(mr),
             None => by_path.push((path, mr)),

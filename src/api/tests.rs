@@ -10,15 +10,26 @@ use tower::ServiceExt;
 
 use crate::http::{AppState, router};
 
+/// The admin bearer token of the test configuration (`auth.admin_token`).
+const ADMIN: &str = "test-admin-token-0123456789abcdef0123";
+
 fn app(db: &TestDb) -> axum::Router {
     let mut cfg = pacer_config::Config::default();
+    cfg.auth.admin_token = Some(ADMIN.into());
     cfg.dialer.legal_window_start = "00:00".into();
     cfg.dialer.legal_window_end = "24:00".into();
     router(AppState { store: db.store.clone(), metrics: crate::metrics::Metrics::new(), config: Arc::new(cfg), cti: None, dialer: None, signing_key: None })
 }
 
 async fn call(app: &axum::Router, method: &str, uri: &str, body: Option<(&str, String)>) -> (StatusCode, String) {
+    call_as(app, method, uri, body, &[("authorization", format!("Bearer {ADMIN}"))]).await
+}
+
+async fn call_as(app: &axum::Router, method: &str, uri: &str, body: Option<(&str, String)>, headers: &[(&str, String)]) -> (StatusCode, String) {
     let mut req = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
     let body = match body {
         Some((ct, b)) => {
             req = req.header("content-type", ct);
@@ -224,6 +235,151 @@ async fn filters_callbacks_and_nul_characters() {
         // A wrong type names its field.
         let (s, v) = json_call(&app, "POST", "/api/v1/campaigns", Some(json!({"name": 5}))).await;
         assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("name")), "{v}");
+        db.cleanup().await;
+    }
+}
+
+/// A token for a new user of `role`, issued through the store as `pacer token create` does.
+async fn token_for(db: &TestDb, role: pacer_dialer::store::Role) -> String {
+    let name = format!("u-{}", role.as_str());
+    db.store.create_user(&name, role, &crate::auth::hash_password("password-1")).await.unwrap();
+    super::access::issue_token(&db.store, &name, "test").await.unwrap().1
+}
+
+/// A concrete URI for a route template (ids that exist nowhere: nothing is changed).
+fn concrete(path: &str) -> String {
+    format!("/api/v1{}", path.replace("{id}", "999999").replace("{campaign_id}", "999999").replace("{code}", "x").replace("{phone}", "%2B12125550100"))
+}
+
+#[tokio::test]
+async fn every_route_refuses_strangers_and_lower_roles() {
+    use pacer_dialer::store::Role;
+    for db in TestDb::all().await {
+        let app = app(&db);
+        let mut tokens = Vec::new();
+        for role in [Role::Agent, Role::Supervisor, Role::Manager, Role::Admin] {
+            tokens.push((role, token_for(&db, role).await));
+        }
+        for (method, path, _) in super::routes() {
+            let uri = concrete(path);
+            let m = method.to_uppercase();
+            let body = (method != "get").then(|| ("application/json", "{}".to_string()));
+            let Some(need) = super::required_role(method, path) else {
+                let (s, _) = call_as(&app, &m, &uri, body.clone(), &[]).await;
+                assert_eq!(s, StatusCode::OK, "{m} {path} is open");
+                continue;
+            };
+            let (s, b) = call_as(&app, &m, &uri, body.clone(), &[]).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{m} {path} without credentials: {b}");
+            let (s, _) = call_as(&app, &m, &uri, body.clone(), &[("authorization", "Bearer not-a-token".into())]).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{m} {path} with a bad token");
+            for (role, t) in &tokens {
+                let (s, b) = call_as(&app, &m, &uri, body.clone(), &[("authorization", format!("Bearer {t}"))]).await;
+                if *role < need {
+                    assert_eq!(s, StatusCode::FORBIDDEN, "{m} {path} as {role:?} (needs {need:?}): {b}");
+                    assert!(b.contains("\"forbidden\""), "{b}");
+                } else {
+                    assert!(s != StatusCode::FORBIDDEN && s != StatusCode::UNAUTHORIZED, "{m} {path} as {role:?}: {s} {b}");
+                    assert!(s != StatusCode::INTERNAL_SERVER_ERROR, "{m} {path} as {role:?}: {s} {b}");
+                }
+            }
+        }
+        // Agents use no route; supervisors read the floor but change nothing.
+        assert_eq!(super::required_role("get", "/live/agents"), Some(Role::Supervisor));
+        assert_eq!(super::required_role("post", "/campaigns"), Some(Role::Manager));
+        assert_eq!(super::required_role("post", "/dialer/kill"), Some(Role::Manager));
+        assert_eq!(super::required_role("get", "/audit"), Some(Role::Admin));
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_issued_used_and_revoked_and_changes_are_audited() {
+    for db in TestDb::all().await {
+        let app = app(&db);
+        let (s, u) = json_call(&app, "POST", "/api/v1/users", Some(json!({"username": "mia", "password": "mia-password", "role": "manager"}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{u}");
+        assert!(u.get("password_hash").is_none(), "{u}");
+        let (s, e) = json_call(&app, "POST", "/api/v1/users", Some(json!({"username": "x", "password": "short", "role": "manager"}))).await;
+        assert_eq!((s, e["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("password")));
+        let (s, e) = json_call(&app, "POST", "/api/v1/users", Some(json!({"username": "y", "password": "long-enough", "role": "root"}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        let (s, t) = json_call(&app, "POST", "/api/v1/tokens", Some(json!({"username": "mia", "name": "crm"}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        let secret = t["token"].as_str().unwrap().to_string();
+        assert!(secret.starts_with("pacer_") && secret.len() > 40, "{secret}");
+        let (s, e) = json_call(&app, "POST", "/api/v1/tokens", Some(json!({"username": "nobody", "name": "crm"}))).await;
+        assert_eq!((s, e["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_user")));
+        let bearer = [("authorization", format!("Bearer {secret}"))];
+        let (s, me) = call_as(&app, "GET", "/api/v1/me", None, &bearer).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(me.contains("\"mia\"") && me.contains("\"manager\""), "{me}");
+        let body = json!({"name": "Audited", "dial_mode": "progressive"}).to_string();
+        let (s, c) = call_as(&app, "POST", "/api/v1/campaigns", Some(("application/json", body)), &bearer).await;
+        assert_eq!(s, StatusCode::CREATED, "{c}");
+        // The manager cannot hand themselves more rights.
+        let (s, _) = call_as(&app, "POST", "/api/v1/tokens", Some(("application/json", json!({"username": "mia", "name": "x"}).to_string())), &bearer).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, list) = json_call(&app, "GET", "/api/v1/tokens", None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(!list.to_string().contains(&secret), "the secret is never listed");
+        let id = t["id"].as_i64().unwrap();
+        let (s, _) = call(&app, "DELETE", &format!("/api/v1/tokens/{id}"), None).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let (s, _) = call_as(&app, "GET", "/api/v1/me", None, &bearer).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "a revoked token opens nothing");
+        let mia = u["id"].as_i64().unwrap();
+        let (s, r) = json_call(&app, "PATCH", &format!("/api/v1/users/{mia}"), Some(json!({"role": "supervisor"}))).await;
+        assert_eq!((s, r["role"].as_str()), (StatusCode::OK, Some("supervisor")));
+        let (s, log) = json_call(&app, "GET", "/api/v1/audit", None).await;
+        assert_eq!(s, StatusCode::OK);
+        let log = log.as_array().unwrap();
+        let has = |actor: &str, action: &str, target: &str| log.iter().any(|e| e["actor"].as_str().unwrap().starts_with(actor) && e["action"] == action && e["target"].as_str().unwrap().contains(target));
+        assert!(has("mia", "api", "POST /campaigns"), "{log:?}");
+        assert!(has("config", "role_change", "mia"), "{log:?}");
+        assert!(has("config", "api", "DELETE /tokens/{id}"), "{log:?}");
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn web_sessions_need_the_csrf_token_to_change_anything() {
+    for db in TestDb::all().await {
+        let app = app(&db);
+        db.store.create_user("sam", pacer_dialer::store::Role::Manager, &crate::auth::hash_password("sam-password")).await.unwrap();
+        let login = |p: &str| ("application/json", json!({"username": "sam", "password": p}).to_string());
+        let (s, _) = call_as(&app, "POST", "/login", Some(login("wrong-one")), &[]).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, _) = call_as(&app, "POST", "/login", Some(("application/json", "{\"username\":1}".into())), &[]).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        let req = Request::builder().method("POST").uri("/login").header("content-type", "application/json").body(Body::from(login("sam-password").1)).unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let set = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+        for attr in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+            assert!(set.contains(attr), "{set}");
+        }
+        let cookie = set.split(';').next().unwrap().to_string();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        let csrf = serde_json::from_slice::<Value>(&bytes).unwrap()["csrf_token"].as_str().unwrap().to_string();
+        let (s, _) = call_as(&app, "GET", "/api/v1/campaigns", None, &[("cookie", cookie.clone())]).await;
+        assert_eq!(s, StatusCode::OK, "reads need only the cookie");
+        let body = || Some(("application/json", json!({"name": "From the page"}).to_string()));
+        let (s, e) = call_as(&app, "POST", "/api/v1/campaigns", body(), &[("cookie", cookie.clone())]).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+        assert!(e.contains("\"csrf\""), "{e}");
+        let (s, _) = call_as(&app, "POST", "/api/v1/campaigns", body(), &[("cookie", cookie.clone()), ("x-csrf-token", "guess".into())]).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, e) = call_as(&app, "POST", "/api/v1/campaigns", body(), &[("cookie", cookie.clone()), ("x-csrf-token", csrf)]).await;
+        assert_eq!(s, StatusCode::CREATED, "{e}");
+        let (s, _) = call_as(&app, "POST", "/logout", None, &[("cookie", cookie.clone())]).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let (s, _) = call_as(&app, "GET", "/api/v1/campaigns", None, &[("cookie", cookie)]).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "the session ended");
+        let (s, log) = json_call(&app, "GET", "/api/v1/audit", None).await;
+        assert_eq!(s, StatusCode::OK);
+        let actions: Vec<&str> = log.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+        assert!(actions.contains(&"login") && actions.contains(&"login_failed"), "{actions:?}");
         db.cleanup().await;
     }
 }

@@ -18,7 +18,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use pacer_acd::{AgentId, AgentSpec, AgentState, NotReadyReason};
 use pacer_dialer::outcome::CallbackRequest;
-use pacer_dialer::store::Store;
+use pacer_dialer::store::{AuditEvent, Store};
 use pacer_media::MediaEngine;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
@@ -98,9 +98,16 @@ async fn login(cti: &Cti, socket: &mut WebSocket) -> Result<pacer_dialer::store:
     let Some(Ok(Message::Text(t))) = first else { return Err("the first message must be a text login message".into()) };
     let Ok(ClientMsg::Login { username, password }) = protocol::parse(&t) else { return Err("the first message must be {\"type\":\"login\",...}".into()) };
     let agent = cti.store.agent_by_username(&username).await.map_err(|e| format!("cannot check credentials: {e}"))?;
+    let actor = format!("agent:{username}");
     match agent {
-        Some(a) if a.active && crate::auth::verify_password(&password, &a.password_hash) => Ok(a),
-        _ => Err("wrong username or password".into()),
+        Some(a) if a.active && crate::auth::verify_password(&password, &a.password_hash) => {
+            crate::auth::audit(&cti.store, AuditEvent { actor: &actor, action: "login", target: "agent desktop", ..Default::default() }).await;
+            Ok(a)
+        }
+        _ => {
+            crate::auth::audit(&cti.store, AuditEvent { actor: &actor, action: "login_failed", target: "agent desktop", ..Default::default() }).await;
+            Err("wrong username or password".into())
+        }
     }
 }
 
@@ -265,6 +272,13 @@ async fn handle(cti: &Cti, id: AgentId, msg: ClientMsg) -> Option<ServerMsg> {
             command(cti, id, AgentCommand::Dtmf(digits))
         }
         ClientMsg::Transfer { agent, number } => command(cti, id, AgentCommand::Transfer { agent, number }),
+        ClientMsg::TimeReport { from } => {
+            let to = pacer_dialer::store::now_ms();
+            Some(match crate::api::floor::TimeReport::of(&cti.store, id as i64, from.unwrap_or(to - 86_400_000).min(to), to).await {
+                Ok(t) => ServerMsg::TimeReport(Box::new(t)),
+                Err(e) => error("time_report", e.to_string()),
+            })
+        }
         ClientMsg::PreviewNext { campaign_id } => Some(preview_next(cti, id, campaign_id).await),
         ClientMsg::Dial { lead_id } => Some(match cti.desks.take_preview(id, lead_id) {
             Some((c, claimed)) => start_agent_call(cti, id, c, claimed, true),

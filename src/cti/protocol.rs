@@ -65,6 +65,11 @@ pub enum ClientMsg {
         #[serde(default)]
         campaign_id: Option<i64>,
     },
+    /// The agent's own figures since `from` (Unix ms; default: the last 24 hours).
+    TimeReport {
+        #[serde(default)]
+        from: Option<i64>,
+    },
     Ping,
 }
 
@@ -110,6 +115,8 @@ pub enum ServerMsg {
     Pong,
     /// Preview dialling: the lead to look at before dialling it (`dial`) or not (`skip`).
     Preview(Box<ScreenPop>),
+    /// The agent's time per state and figures (answer to `time_report`).
+    TimeReport(Box<crate::api::floor::TimeReport>),
     /// The agent's own call is being placed.
     Dialing { call_id: String, number: String },
     /// Supervisor: logged in.

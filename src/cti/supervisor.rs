@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use pacer_acd::{AgentId, AgentState, NotReadyReason};
-use pacer_dialer::store::{CampaignStatus, Role};
+use pacer_dialer::store::{AuditEvent, CampaignStatus, Role};
 use pacer_media::{Endpoint, SupervisorMode};
 use tokio::sync::broadcast;
 use tracing::{Instrument, info, info_span};
@@ -37,11 +37,14 @@ async fn login(cti: &Cti, socket: &mut WebSocket) -> Result<pacer_dialer::store:
     let Ok(SupervisorMsg::Login { username, password }) = serde_json::from_str::<SupervisorMsg>(&t) else {
         return Err("the first message must be {\"type\":\"login\",...}".into());
     };
-    match cti.store.user_by_username(&username).await.map_err(|e| format!("cannot check credentials: {e}"))? {
+    let r = match cti.store.user_by_username(&username).await.map_err(|e| format!("cannot check credentials: {e}"))? {
         Some(u) if crate::auth::verify_password(&password, &u.password_hash) && u.role >= Role::Supervisor => Ok(u),
         Some(u) if u.role < Role::Supervisor => Err("this user is not a supervisor".into()),
         _ => Err("wrong username or password".into()),
-    }
+    };
+    let action = if r.is_ok() { "login" } else { "login_failed" };
+    crate::auth::audit(&cti.store, AuditEvent { actor: &username, action, target: "supervisor page", ..Default::default() }).await;
+    r
 }
 
 async fn session(cti: Arc<Cti>, mut socket: WebSocket) {
@@ -66,7 +69,7 @@ async fn session(cti: Arc<Cti>, mut socket: WebSocket) {
                 m = socket.recv() => match m {
                     Some(Ok(Message::Text(t))) => {
                         let reply = match serde_json::from_str::<SupervisorMsg>(&t) {
-                            Ok(msg) => handle(&cti, msg, &mut leg, &mut listening).await,
+                            Ok(msg) => handle(&cti, &user.username, msg, &mut leg, &mut listening).await,
                             Err(e) => Some(error("bad_message", format!("bad message: {e}"))),
                         };
                         if let Some(r) = reply {
@@ -102,7 +105,7 @@ async fn session(cti: Arc<Cti>, mut socket: WebSocket) {
     .await
 }
 
-async fn handle(cti: &Cti, msg: SupervisorMsg, leg: &mut Option<Endpoint>, listening: &mut Option<AgentId>) -> Option<ServerMsg> {
+async fn handle(cti: &Cti, who: &str, msg: SupervisorMsg, leg: &mut Option<Endpoint>, listening: &mut Option<AgentId>) -> Option<ServerMsg> {
     match msg {
         SupervisorMsg::Login { .. } => Some(error("already_logged_in", "this socket is logged in already")),
         SupervisorMsg::Ping => Some(ServerMsg::Pong),
@@ -131,6 +134,9 @@ async fn handle(cti: &Cti, msg: SupervisorMsg, leg: &mut Option<Endpoint>, liste
                 Ok(()) => {
                     *listening = Some(agent);
                     info!(agent = agent_id, ?mode, "supervisor joined a call");
+                    let target = format!("agent {agent_id} ({})", cti.desks.username(agent).unwrap_or_default());
+                    let detail = format!("{mode:?}").to_lowercase();
+                    crate::auth::audit(&cti.store, AuditEvent { actor: who, action: "listen", target: &target, detail: &detail, source: "" }).await;
                     Some(ServerMsg::Listening { agent_id: Some(agent_id), mode: Some(format!("{mode:?}").to_lowercase()) })
                 }
                 Err(_) => Some(error("no_call", "that agent has no call")),

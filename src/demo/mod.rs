@@ -150,6 +150,8 @@ async fn demo(args: DemoArgs, scenario: Scenario) -> anyhow::Result<std::process
     // 08:00–21:00 or its country's rule).
     cfg.dialer.legal_window_start = "00:00".into();
     cfg.dialer.legal_window_end = "24:00".into();
+    // The API needs a token: a fresh admin token for this run, printed below.
+    let token = cfg.auth.admin_token.get_or_insert_with(|| crate::auth::new_secret("demo_")).clone();
     cfg.trunks = vec![TrunkConfig {
         name: "sim-carrier".into(),
         host: carrier_addr.ip().to_string(),
@@ -171,6 +173,7 @@ async fn demo(args: DemoArgs, scenario: Scenario) -> anyhow::Result<std::process
     let base = format!("http://{}", live.http_addr);
     say(format!("pacer demo: server at {base} (agent desktop {base}/agent, supervisor {base}/supervisor, metrics {base}/metrics)"));
     say(format!("  carrier on sip:{carrier_addr}  database {}", data_dir.join("pacer.db").display()));
+    say(format!("  API: curl -H 'Authorization: Bearer {token}' {base}/api/v1/campaigns"));
 
     // The campaign, its list and its agents.
     for (code, label, callback) in agents::DISPOSITIONS {

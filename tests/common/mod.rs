@@ -26,6 +26,7 @@ impl Pacer {
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Pacer {
         let mut cmd = Command::new(PACER);
         cmd.args(args).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.env("PACER_AUTH__ADMIN_TOKEN", ADMIN_TOKEN);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -105,14 +106,24 @@ impl Drop for Pacer {
     }
 }
 
-/// A plain HTTP/1.1 request; returns (status, headers, body).
+/// The admin bearer token every test server accepts (`auth.admin_token`).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123";
+
+/// A plain HTTP/1.1 request with the admin token; returns (status, headers, body).
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
+    http_as(addr, method, path, body, Some(ADMIN_TOKEN))
+}
+
+/// A plain HTTP/1.1 request with `token` as the bearer token, or none.
+#[allow(dead_code)]
+pub fn http_as(addr: SocketAddr, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> (u16, String, String) {
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let body = body.unwrap_or("");
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();

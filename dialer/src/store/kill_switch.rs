@@ -13,7 +13,7 @@ pub struct KillSwitch {
     pub on: bool,
     /// When it was last set (Unix ms; 0 = never).
     pub changed_at: i64,
-    /// Who set it: `api:NODE`, `cli`… (empty = never).
+    /// Who set it: `api:USER@NODE`, `cli` (empty = never).
     pub changed_by: String,
 }
 

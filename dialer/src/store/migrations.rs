@@ -18,7 +18,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "agents", include_str!("../../migrations/0003_agents.sql")),
     (4, "webhooks", include_str!("../../migrations/0004_webhooks.sql")),
     (5, "list filters, lockout index", include_str!("../../migrations/0005_filters_lockout.sql")),
-    // 6 is the API authentication migration (another branch).
+    (6, "api tokens, web sessions, audit log", include_str!("../../migrations/0006_access.sql")),
     (7, "kill switch, blocked outcome", include_str!("../../migrations/0007_kill_switch.sql")),
 ];
 

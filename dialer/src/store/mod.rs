@@ -5,6 +5,7 @@
 //! backends must differ (claiming leads: `FOR UPDATE SKIP LOCKED` on PostgreSQL) the store
 //! branches on [`Backend`].
 
+mod access;
 pub mod agents;
 mod callbacks;
 mod campaigns;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
+pub use access::{ApiToken, AuditEntry, AuditEvent};
 pub use agents::{Agent, AgentStateRow, AgentTime, NewAgent};
 pub use callbacks::{Callback, CallbackQuery};
 pub use campaigns::{Campaign, CampaignAction, CampaignStatus, CampaignUpdate, DialMode, NewCampaign};
