@@ -225,8 +225,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     store.migrate().await.context("applying migrations")?;
                 }
                 let state = match action {
-                    KillAction::On => store.set_kill_switch(true, "cli").await,
-                    KillAction::Off => store.set_kill_switch(false, "cli").await,
+                    KillAction::On => set_kill_switch(&store, true).await,
+                    KillAction::Off => set_kill_switch(&store, false).await,
                     KillAction::Status => store.kill_switch().await,
                 };
                 store.close().await;
@@ -286,6 +286,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Sets the kill switch from this shell; the row and the audit log name the OS user.
+async fn set_kill_switch(store: &Store, on: bool) -> Result<pacer_dialer::store::KillSwitch, pacer_dialer::store::StoreError> {
+    let by = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let state = store.set_kill_switch(on, &by).await?;
+    let detail = if on { "on" } else { "off" };
+    crate::auth::audit(store, pacer_dialer::store::AuditEvent { actor: &by, action: "kill_switch", target: "dialer", detail, source: "cli" }).await;
+    Ok(state)
 }
 
 async fn token_command(store: &Store, action: TokenCommand) -> anyhow::Result<()> {

@@ -105,7 +105,8 @@ fn blocked_numbers_are_never_dialled_and_the_kill_switch_holds_across_processes(
     std::fs::write(dir.path().join("pacer.toml"), cfg).unwrap();
     // Engaged before the server exists: it must start stopped.
     let on = kill(dir.path(), "on");
-    assert_eq!((on["on"].as_bool(), on["changed_by"].as_str()), (Some(true), Some("cli")), "{on}");
+    assert_eq!(on["on"].as_bool(), Some(true), "{on}");
+    assert!(on["changed_by"].as_str().is_some_and(|b| b.starts_with("cli:")), "{on}");
 
     let mut pacer = Pacer::start(dir.path(), &["serve", "--config", "pacer.toml"], &[]);
     let addr = pacer.http_addr();
