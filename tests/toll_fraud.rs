@@ -4,7 +4,7 @@
 //! The kill switch is engaged through the CLI before the server starts and released
 //! through the CLI while it runs: nothing is dialled before, the good number after, and
 //! the carrier never sees an INVITE for the blocked numbers — nor for a blind transfer to
-//! a premium line or a manual dial abroad.
+//! a premium line, a manual dial abroad or a previewed personal number.
 
 mod common;
 
@@ -22,6 +22,8 @@ const SIPP: &str = "/usr/bin/sipp";
 const GOOD: &str = "+12125550101";
 const INTERNATIONAL: &str = "+442079460958";
 const PREMIUM: &str = "+19002345678";
+/// A US personal number (500 range): billed like premium lines.
+const PERSONAL: &str = "+15002345678";
 
 fn free_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -126,6 +128,12 @@ fn blocked_numbers_are_never_dialled_and_the_kill_switch_holds_across_processes(
     let report = call("POST", &format!("/api/v1/lists/{list_id}/import"), &format!("phone,name\n{INTERNATIONAL},Intl\n{PREMIUM},Premium\n{GOOD},Good\n"));
     assert_eq!(report["imported"], 3, "{report}");
     call("POST", &format!("/api/v1/campaigns/{id}/start"), "{}");
+    let preview = call("POST", "/api/v1/campaigns", &json!({"name": "Preview", "dial_mode": "preview", "settings": settings}).to_string());
+    let preview_id = preview["id"].as_i64().unwrap();
+    let preview_list = call("POST", &format!("/api/v1/campaigns/{preview_id}/lists"), &json!({"name": "One"}).to_string());
+    let report = call("POST", &format!("/api/v1/lists/{}/import", preview_list["id"]), &format!("phone,name\n{PERSONAL},Follow-me\n"));
+    assert_eq!(report["imported"], 1, "{report}");
+    call("POST", &format!("/api/v1/campaigns/{preview_id}/start"), "{}");
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -167,12 +175,22 @@ fn blocked_numbers_are_never_dialled_and_the_kill_switch_holds_across_processes(
         let e = expect_error(&mut ws).await;
         assert_eq!(e["code"], "manual_dial", "{e}");
         assert!(e["message"].as_str().unwrap().contains("outside the allowed destinations"), "{e}");
+        // A previewed lead the agent dials: refused, said why, closed.
+        send(&mut ws, json!({"type":"preview_next","campaign_id":preview_id})).await;
+        let preview = expect(&mut ws, "preview").await;
+        assert_eq!(preview["lead"]["phone"], PERSONAL, "{preview}");
+        send(&mut ws, json!({"type":"dial","lead_id":preview["lead"]["id"]})).await;
+        let e = expect_error(&mut ws).await;
+        assert_eq!(e["code"], "blocked", "{e}");
+        assert!(e["message"].as_str().unwrap().contains("personal number"), "{e}");
+        let ended = expect(&mut ws, "call_ended").await;
+        assert_eq!(ended["by"], "no answer: blocked", "{ended}");
     });
     let status = sipp.wait().unwrap();
     assert!(status.success(), "SIPp did not see its one call end normally");
     let messages = std::fs::read_to_string(dir.path().join("messages.log")).unwrap_or_default();
     assert!(messages.contains(&GOOD[1..]), "SIPp's log has the good call:\n{messages}");
-    for n in [INTERNATIONAL, PREMIUM] {
+    for n in [INTERNATIONAL, PREMIUM, PERSONAL] {
         assert!(!messages.contains(&n[1..]), "the carrier saw {n}:\n{messages}");
     }
 
@@ -202,9 +220,11 @@ fn blocked_numbers_are_never_dialled_and_the_kill_switch_holds_across_processes(
         assert_eq!(l["state"], "done", "a blocked lead is closed, not retried: {l}");
     }
     let (_, _, m) = http(addr, "GET", "/metrics", None);
-    // The lead and the typed number; the lead and the transfer.
+    // The lead and the typed number; the lead, the transfer and the previewed lead.
     assert_eq!(metric(&m, "pacer_calls_blocked_total{reason=\"destination\"}"), 2.0, "{m}");
-    assert_eq!(metric(&m, "pacer_calls_blocked_total{reason=\"premium\"}"), 2.0);
+    assert_eq!(metric(&m, "pacer_calls_blocked_total{reason=\"premium\"}"), 3.0);
+    let lead = call("GET", &format!("/api/v1/leads?list_id={}", preview_list["id"]), "");
+    assert_eq!(lead[0]["state"], "done", "the previewed blocked lead is closed: {lead}");
     assert_eq!(metric(&m, "pacer_kill_switch "), 0.0);
     let status = pacer.terminate(Duration::from_secs(20));
     assert!(status.success(), "{}", pacer.log.join("\n"));
