@@ -383,3 +383,33 @@ async fn web_sessions_need_the_csrf_token_to_change_anything() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn the_kill_switch_is_stored_and_bad_campaign_caps_are_named() {
+    for db in TestDb::all().await {
+        let app = app(&db);
+        // An HTTP-only node (no dialer here) still sets the switch every dialer obeys.
+        let (s, v) = json_call(&app, "POST", "/api/v1/dialer/kill", None).await;
+        assert_eq!((s, v["on"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+        assert_eq!(v["changed_by"], "api:config", "the admin token's user: {v}");
+        assert!(db.store.kill_switch().await.unwrap().on);
+        let (_, v) = json_call(&app, "GET", "/api/v1/dialer/kill", None).await;
+        assert_eq!(v["on"], true);
+        let (_, v) = json_call(&app, "DELETE", "/api/v1/dialer/kill", None).await;
+        assert_eq!(v["on"], false);
+        assert!(!db.store.kill_switch().await.unwrap().on);
+
+        let bad = json!({"allowed_destinations": ["+44", "44"], "max_concurrent_calls": 0, "max_calls_per_second": 0});
+        let (s, v) = json_call(&app, "POST", "/api/v1/campaigns", Some(json!({"name": "Runaway", "settings": bad}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        let text = v.to_string();
+        for f in ["allowed_destinations[1]", "max_concurrent_calls", "max_calls_per_second"] {
+            assert!(text.contains(f), "{f} missing from {v}");
+        }
+        let good = json!({"allowed_destinations": ["+1212"], "max_concurrent_calls": 20, "max_calls_per_second": 2.5});
+        let (s, v) = json_call(&app, "POST", "/api/v1/campaigns", Some(json!({"name": "Capped", "settings": good}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!((v["settings"]["max_concurrent_calls"].as_i64(), v["settings"]["max_calls_per_second"].as_f64()), (Some(20), Some(2.5)), "{v}");
+        db.cleanup().await;
+    }
+}
