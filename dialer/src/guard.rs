@@ -86,6 +86,20 @@ impl Guard {
         &self.allowed
     }
 
+    /// A campaign's prefixes that could never match a number the system allows (a campaign
+    /// can only narrow the list): `(index, reason)` for each, so that a manager who meant to
+    /// widen it is told rather than left wondering why nothing is dialled.
+    pub fn campaign_problems(&self, campaign: &[String]) -> Vec<(usize, String)> {
+        campaign
+            .iter()
+            .enumerate()
+            // A malformed prefix is the settings' own problem, reported once there.
+            .filter(|(_, c)| pacer_config::is_e164_prefix(c))
+            .filter(|(_, c)| !self.allowed.iter().any(|p| c.starts_with(p.as_str()) || p.starts_with(c.as_str())))
+            .map(|(i, c)| (i, format!("{c} is outside dialer.allowed_destinations ({}); a campaign can only narrow them", self.allowed.join(", "))))
+            .collect()
+    }
+
     /// Checks `number` (E.164) against the system's rule only.
     pub fn check(&self, number: &str) -> Result<(), Refusal> {
         self.check_for(number, &[])
@@ -184,6 +198,11 @@ mod tests {
         assert!(e.to_string().contains("narrowed by the campaign to +1212"), "{e}");
         // A campaign prefix outside the system's list opens nothing.
         assert_eq!(g.check_for("+442079460958", &["+44".to_string()]).unwrap_err().label(), "destination");
+        let asked = ["+1212".to_string(), "+44".to_string(), "+1".to_string(), "44".to_string()];
+        let p = g.campaign_problems(&asked);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].0, 1);
+        assert!(p[0].1.contains("+44 is outside dialer.allowed_destinations (+1)"), "{p:?}");
     }
 
     #[test]

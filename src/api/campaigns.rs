@@ -49,11 +49,17 @@ struct UpdateBody {
     settings: Option<serde_json::Value>,
 }
 
-/// Parse and validate settings JSON, reporting every problem at once.
-fn settings(v: &serde_json::Value) -> Result<CampaignSettings, ApiError> {
+/// Parse and validate settings JSON, reporting every problem at once; the campaign's
+/// destinations are checked against the system's (`dialer.allowed_destinations`) too.
+fn settings(v: &serde_json::Value, dialer: &pacer_config::DialerConfig) -> Result<CampaignSettings, ApiError> {
     let v = if v.is_null() { serde_json::json!({}) } else { v.clone() };
     let parsed = CampaignSettings::from_json(&v).map_err(|p| invalid_settings(p))?;
-    let problems = parsed.validate();
+    let mut problems = parsed.validate();
+    if let Ok(guard) = pacer_dialer::guard::Guard::from_config(dialer) {
+        for (i, reason) in guard.campaign_problems(&parsed.allowed_destinations) {
+            problems.push(pacer_dialer::settings::SettingsProblem { field: format!("allowed_destinations[{i}]"), reason });
+        }
+    }
     if problems.is_empty() { Ok(parsed) } else { Err(invalid_settings(problems)) }
 }
 
@@ -78,7 +84,7 @@ async fn list(State(st): State<AppState>) -> Result<Json<Vec<Campaign>>, ApiErro
 
 async fn create(State(st): State<AppState>, ApiJson(b): ApiJson<CreateBody>) -> Result<(StatusCode, Json<Campaign>), ApiError> {
     check_name(&b.name)?;
-    let settings = settings(&b.settings)?;
+    let settings = settings(&b.settings, &st.config.dialer)?;
     let c = st.store.create_campaign(&NewCampaign { name: b.name.trim().to_string(), dial_mode: b.dial_mode, settings }).await?;
     Ok((StatusCode::CREATED, Json(c)))
 }
@@ -91,7 +97,7 @@ async fn update(State(st): State<AppState>, ApiPath(id): ApiPath<i64>, ApiJson(b
     if let Some(n) = &b.name {
         check_name(n)?;
     }
-    let settings = b.settings.as_ref().map(settings).transpose()?;
+    let settings = b.settings.as_ref().map(|v| settings(v, &st.config.dialer)).transpose()?;
     let upd = CampaignUpdate { name: b.name.map(|n| n.trim().to_string()), dial_mode: b.dial_mode, settings };
     Ok(Json(st.store.update_campaign(id, &upd).await?))
 }

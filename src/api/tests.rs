@@ -403,7 +403,9 @@ async fn the_kill_switch_is_stored_and_bad_campaign_caps_are_named() {
         let (s, v) = json_call(&app, "POST", "/api/v1/campaigns", Some(json!({"name": "Runaway", "settings": bad}))).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
         let text = v.to_string();
-        for f in ["allowed_destinations[1]", "max_concurrent_calls", "max_calls_per_second"] {
+        assert!(text.contains("+44 is outside dialer.allowed_destinations (+1)"), "a campaign cannot widen the list: {v}");
+        assert_eq!(v["problems"].as_array().map(Vec::len), Some(4), "one problem per mistake: {v}");
+        for f in ["allowed_destinations[0]", "allowed_destinations[1]", "max_concurrent_calls", "max_calls_per_second"] {
             assert!(text.contains(f), "{f} missing from {v}");
         }
         let good = json!({"allowed_destinations": ["+1212"], "max_concurrent_calls": 20, "max_calls_per_second": 2.5});
