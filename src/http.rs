@@ -125,11 +125,30 @@ async fn method_not_allowed(req: Request) -> ApiError {
 }
 
 /// Count and time every request by its route template (bounded label values).
+async fn plain_to_json(response: Response) -> Response {
+    let status = response.status();
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::BAD_REQUEST => "bad_request",
+        _ => "refused",
+    };
+    let message = if text.trim().is_empty() { status.canonical_reason().unwrap_or("refused").to_string() } else { text.trim().to_string() };
+    ApiError { status, code, message, field: None, problems: Vec::new() }.into_response()
+}
+
 async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
-    let response = next.run(req).await;
+    let api = req.uri().path().starts_with("/api/");
+    let mut response = next.run(req).await;
+    if api && response.status().is_client_error() && !response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json")) {
+        // Rejections that axum answers in plain text (a body over the limit, for one): the
+        // API's clients get the same JSON error shape as everywhere else.
+        response = plain_to_json(response).await;
+    }
     let status = response.status().as_u16().to_string();
     state.metrics.http_requests.with_label_values(&[&method, &route, &status]).inc();
     state.metrics.http_duration.with_label_values(&[&method, &route]).observe(start.elapsed().as_secs_f64());

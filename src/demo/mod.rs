@@ -86,6 +86,9 @@ struct Summary {
     human: u64,
     machine: u64,
     connects: u64,
+    /// A call's answer → its agent connected (AMD included), over connected calls.
+    connect_latency_p50_s: f64,
+    connect_latency_p99_s: f64,
     abandoned: u64,
     outcomes: std::collections::BTreeMap<String, u64>,
     recordings: u64,
@@ -338,6 +341,9 @@ async fn summarise(live: &Live, scenario: &Scenario, campaign: i64, from: i64, t
     let machine = cdrs.iter().filter(|c| c.answered_by.as_deref() == Some("machine")).count() as u64;
     let abandoned = cdrs.iter().filter(|c| c.abandoned).count() as u64;
     let connects = cdrs.iter().filter(|c| c.agent_id.is_some()).count() as u64;
+    let mut latency: Vec<f64> = cdrs.iter().filter_map(|c| Some((c.connected_at? - c.answered_at?) as f64 / 1000.0)).collect();
+    latency.sort_by(f64::total_cmp);
+    let pct = |q: f64| if latency.is_empty() { 0.0 } else { latency[((latency.len() - 1) as f64 * q).round() as usize] };
     let recordings = cdrs.iter().filter(|c| c.recording_path.as_ref().is_some_and(|p| std::path::Path::new(p).exists())).count() as u64;
     // Agents' time over the dialling period only (the wind-down is not the campaign).
     let times = live.store.agent_time(None, from, to).await?;
@@ -366,6 +372,8 @@ async fn summarise(live: &Live, scenario: &Scenario, campaign: i64, from: i64, t
         human,
         machine,
         connects,
+        connect_latency_p50_s: round(pct(0.5), 2),
+        connect_latency_p99_s: round(pct(0.99), 2),
         abandoned,
         outcomes,
         recordings,
@@ -379,6 +387,7 @@ fn print_summary(s: &Summary) {
     let seen = s.carrier.map_or("-".to_string(), |c| c.calls.to_string());
     println!("  dials {}  carrier saw {seen}  human {}  machine {}  connected {}  abandoned {}  recordings {}", s.dials, s.human, s.machine, s.connects, s.abandoned, s.recordings);
     println!("  outcomes {:?}", s.outcomes);
+    println!("  answer → agent connected: p50 {:.2} s, p99 {:.2} s", s.connect_latency_p50_s, s.connect_latency_p99_s);
     println!("                    realised   simulator (same scenario, 10 seeds)");
     println!("  occupancy         {:>7.1}%   {:>7.1}%", s.occupancy * 100.0, s.simulated.occupancy * 100.0);
     println!("  abandon rate      {:>7.2}%   {:>7.2}% (worst seed {:.2}%)", s.abandon_rate * 100.0, s.simulated.abandon_rate * 100.0, s.simulated.abandon_rate_worst_seed * 100.0);

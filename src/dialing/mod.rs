@@ -14,6 +14,7 @@ pub mod inbound;
 pub mod line;
 pub mod metrics;
 pub mod settle;
+pub mod spool;
 pub mod talk;
 
 use std::collections::HashMap;
@@ -64,6 +65,8 @@ pub struct Ctx {
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     pub signing_key: Arc<Vec<u8>>,
     pub public_url: String,
+    /// Outcomes the database could not take yet, kept on disk.
+    pub spool: spool::Spool,
     /// Ids of calls agents dial themselves (above every campaign's and inbound range).
     pub agent_calls: std::sync::atomic::AtomicU64,
     /// Prompts loaded from campaign files, by path (loaded once).
@@ -149,6 +152,13 @@ impl Dialer {
         }
         metrics.kill_switch.set(if kill.on { 1.0 } else { 0.0 });
         let hopper = Hopper::new(p.store.clone(), &p.config.dialer);
+        // Outcomes a previous run could not write go in first, then its leads go back.
+        let spool = spool::Spool::open(&p.config.data_dir).map_err(|e| anyhow::anyhow!("opening the outcome spool in {}: {e}", p.config.data_dir.display()))?;
+        let zone: chrono_tz::Tz = p.config.dialer.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC);
+        let replayed = spool.replay(&p.store, zone).await.map_err(|e| anyhow::anyhow!("writing the spooled outcomes: {e}"))?;
+        if replayed > 0 {
+            tracing::warn!(outcomes = replayed, "wrote outcomes spooled while the database was unreachable");
+        }
         let returned = hopper.reconcile_leases(&p.node, pacer_dialer::store::now_ms()).await?;
         if returned > 0 {
             tracing::warn!(leads = returned, node = %p.node, "returned leads this node had claimed before it stopped");
@@ -180,6 +190,7 @@ impl Dialer {
             signing_key: p.signing_key,
             public_url: p.public_url.trim_end_matches('/').to_string(),
             prompts: Mutex::new(HashMap::new()),
+            spool,
             agent_calls: std::sync::atomic::AtomicU64::new(3 << 61),
         });
         let dialer = Arc::new(Dialer { ctx, runners: Mutex::new(HashMap::new()), campaigns: Mutex::new(HashMap::new()), stop: CancellationToken::new(), tasks: Default::default() });

@@ -8,7 +8,7 @@ use pacer_dialer::outcome::CallOutcome;
 use pacer_dialer::store::{Campaign, StoreError, now_ms};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::Ctx;
 use super::campaign::{CampaignCtx, Report};
@@ -117,10 +117,26 @@ pub(super) async fn finish(ctx: &Ctx, camp: Option<&CampaignCtx>, c: &Campaign, 
     let name = c.name.clone();
     let code = rec.out.disposition.clone().unwrap_or_else(|| rec.out.outcome.clone());
     let mut delay = Duration::from_millis(200);
+    let mut spooled: Option<std::path::PathBuf> = None;
     loop {
         let t = std::time::Instant::now();
+        if let Some(p) = &spooled
+            && ctx.spool.already_stored(&ctx.store, &rec.out).await
+        {
+            // A write whose answer was lost on the way (the connection dropped after the
+            // commit): it is in, and is not written twice.
+            ctx.spool.remove(p);
+            if let Some(a) = agent {
+                ctx.desks.send(a, ServerMsg::DispositionSaved { call_id: id.to_string(), next: String::new() });
+            }
+            return;
+        }
         match ctx.store.record_outcome(&rec.out, now_ms(), ctx.centre_zone).await {
             Ok(settled) => {
+                if let Some(p) = spooled.take() {
+                    ctx.spool.remove(&p);
+                    info!(lead = lead.id, "the spooled outcome is written");
+                }
                 ctx.metrics.db_seconds.with_label_values(&["outcome"]).observe(t.elapsed().as_secs_f64());
                 ctx.metrics.calls.with_label_values(&[&name, &rec.out.outcome]).inc();
                 debug!(?settled, "outcome written");
@@ -144,10 +160,21 @@ pub(super) async fn finish(ctx: &Ctx, camp: Option<&CampaignCtx>, c: &Campaign, 
                 // Retrying cannot help (the lead is gone): the full record goes to the log.
                 ctx.metrics.outcome_write_failures.with_label_values(&[&name]).inc();
                 tracing::error!(error = %e, outcome = %serde_json::to_string(&rec.out).unwrap_or_default(), "the call's outcome cannot be stored");
+                if let Some(p) = spooled.take() {
+                    ctx.spool.set_aside(&p);
+                }
                 return;
             }
             Err(e) => {
                 ctx.metrics.outcome_write_failures.with_label_values(&[&name]).inc();
+                if spooled.is_none() {
+                    // On disk before anything else: a crash while the database is away
+                    // must not lose the call (the next start writes it).
+                    match ctx.spool.put(&rec.out) {
+                        Ok(p) => spooled = Some(p),
+                        Err(se) => tracing::error!(error = %se, "cannot spool the call's outcome; it is kept in memory only"),
+                    }
+                }
                 warn!(error = %e, retry_in = ?delay, "cannot write the call's outcome yet");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
