@@ -509,3 +509,26 @@ fn idle_agent(f: &Floor, name: &str, reason: &str) -> tungstenite::WebSocket<tun
         }
     }
 }
+
+#[test]
+fn agent_previews_skips_and_dials_a_number_from_the_page() {
+    if !peers_or_skip() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut sipp = Sipp::start("carrier_tone.xml", &[]);
+    let mut f = floor(sipp.port, 46_800, 60);
+    let r = f.browser("own", json!({"manual_number": "(212) 555-0177"}));
+    assert_eq!(r["preview"]["name"], "Carol Customer", "{r}");
+    assert!(r["preview"]["script"].as_str().unwrap().starts_with("Hello Carol Customer"), "{r}");
+    assert!(r["after_skip"].as_str().unwrap().contains("no lead"), "{r}");
+    assert_eq!(r["pop"]["phone"], "+12125550177", "{r}");
+    assert_tone(&r["heard"], CUSTOMER_HZ, "the agent's page");
+    sipp.assert_passed(Duration::from_secs(10));
+    let a = f.attempt(Duration::from_secs(10));
+    assert_eq!((a["phone"].as_str(), a["disposition"].as_str(), a["agent_id"].as_i64()), (Some("+12125550177"), Some("sale"), Some(f.agent_id)), "{a}");
+    // The skipped lead was not dialled.
+    let lead = api(f.addr, "GET", &format!("/api/v1/leads/{}", f.lead_id), None);
+    assert_eq!(lead["attempts"], 0, "{lead}");
+    f.pacer.terminate(Duration::from_secs(20));
+}

@@ -2,7 +2,7 @@
 // Usage: node desktop.mjs SCENARIO '{"base": "http://…", …}'
 // Scenarios: call (agent takes a call, both directions of audio, disposition),
 // close (the agent's page goes away mid-call), reload (it comes back mid-call),
-// supervise (a supervisor listens).
+// supervise (a supervisor listens), own (preview, skip, manual dial).
 // Prints one JSON line with what the pages showed and measured; progress goes to stderr.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -144,6 +144,42 @@ async function reload() {
   return { before, after, heard_before, heard_after };
 }
 
+/** The agent places calls: previews the campaign's lead and skips it, then dials a
+ *  typed number, hears the customer, hangs up and dispositions. */
+async function own() {
+  const page = await browser(opts.agent_mic);
+  await login(page, '/agent', opts.agent, opts.agent_password);
+  await page.waitForSelector('#desk:not(.hidden)', { timeout: 10000 });
+  await page.click('#phone');
+  await page.waitForFunction(() => document.getElementById('phone-state').textContent === 'softphone connected', null, { timeout: 20000 });
+  log('softphone connected; previewing');
+  await page.click('#preview-next');
+  await page.waitForSelector('#preview:not(.hidden)', { timeout: 10000 });
+  const preview = await page.evaluate(() => ({
+    name: document.getElementById('pv-name').textContent,
+    phone: document.getElementById('pv-phone').textContent,
+    script: document.getElementById('pv-script').textContent,
+  }));
+  log('preview', JSON.stringify(preview));
+  // The only lead: skipping it leaves nothing else to preview.
+  await page.click('#pv-skip');
+  await page.waitForFunction(() => document.getElementById('desk-error').textContent !== '', null, { timeout: 10000 });
+  const after_skip = await page.evaluate(() => document.getElementById('desk-error').textContent);
+  await page.fill('#manual-number', opts.manual_number);
+  await page.click('#manual-go');
+  await page.waitForFunction(() => document.getElementById('dial-status').textContent.startsWith('Dialling'), null, { timeout: 10000 });
+  const pop = await screenPop(page);
+  await page.waitForTimeout(500);
+  const heard = await measure(page, 'pacerDesk', [opts.customer_hz]);
+  log('heard', JSON.stringify(heard));
+  await page.click('#hangup');
+  await page.waitForFunction(() => window.pacerDesk.desk.ended, null, { timeout: 10000 });
+  await page.selectOption('#dispo-code', 'sale');
+  await page.click('#dispo-save');
+  await page.waitForFunction(() => document.getElementById('dispo-done').textContent.startsWith('Saved'), null, { timeout: 15000 });
+  return { preview, after_skip, pop, heard };
+}
+
 async function supervise() {
   const agent = await readyAgent();
   const sup = await browser(opts.supervisor_mic);
@@ -184,7 +220,7 @@ const guard = setTimeout(() => {
 }, opts.timeout_ms || 90000);
 let result;
 try {
-  const run = { call, close, reload, supervise }[scenario];
+  const run = { call, close, reload, supervise, own }[scenario];
   if (!run) throw new Error(`unknown scenario ${scenario}`);
   result = await run();
 } catch (e) {
