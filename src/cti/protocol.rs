@@ -260,3 +260,13 @@ mod tests {
         assert_eq!(fill_script("broken {{name", &lead), "broken {{name");
     }
 }
+
+#[cfg(test)]
+mod deep_tests {
+    #[test]
+    fn deeply_nested_input_is_an_error_on_both_sockets() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(super::parse(&deep).is_err());
+        assert!(serde_json::from_str::<super::SupervisorMsg>(&deep).is_err());
+    }
+}

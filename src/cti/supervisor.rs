@@ -77,6 +77,7 @@ async fn session(cti: Arc<Cti>, mut socket: WebSocket) {
                         }
                     }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(Message::Binary(_))) => { let _ = socket.send(text(&error("bad_message", "messages are JSON text"))).await; }
                     Some(Ok(_)) => {}
                 },
                 e = events.recv() => match e {
