@@ -301,3 +301,20 @@ async fn claimer_process() {
     }
     out.flush().unwrap();
 }
+
+#[tokio::test]
+async fn a_dnc_caller_gets_a_lead_that_is_never_dialled() {
+    for db in TestDb::all().await {
+        let s = &db.store;
+        let c = running(s, CampaignSettings::default()).await;
+        let list = s.create_list(c, "inbound", -100).await.unwrap().id;
+        s.add_dnc(c, &["+12125550199".to_string()], "asked").await.unwrap();
+        let lead = s.create_dnc_lead(list, "+12125550199").await.unwrap();
+        assert_eq!((lead.phone.as_str(), lead.campaign_id), ("+12125550199", c));
+        assert_eq!(lead.state.as_str(), "dnc");
+        let h = Hopper::new(s.clone(), &cfg());
+        assert!(h.claim(c, "n1", 10, t0()).await.unwrap().is_empty(), "a DNC lead is never claimed");
+        assert!(matches!(s.create_dnc_lead(9999, "+12125550199").await, Err(pacer_dialer::store::StoreError::NotFound { .. })));
+        db.cleanup().await;
+    }
+}

@@ -67,6 +67,11 @@ pub(super) async fn lead_for(ctx: &Ctx, c: &Campaign, caller: &str) -> Result<Le
     if let Some(r) = report.rejected.first() {
         return Err(format!("caller number {caller:?}: {}", r.reason));
     }
+    if report.dnc > 0 {
+        // On a DNC list: we must not call them, but they may call us.
+        let e164 = pacer_dialer::phone::Normalizer::new(&ctx.config.dialer.default_country)?.normalize(caller)?.e164;
+        return ctx.store.create_dnc_lead(list.id, &e164).await.map_err(|e| e.to_string());
+    }
     let found = ctx.store.search_leads(&LeadQuery { list_id: Some(list.id), limit: Some(1_000_000), ..LeadQuery::default() }).await.map_err(|e| e.to_string())?;
     found.into_iter().rev().find(|l| l.phone.ends_with(caller.trim_start_matches('+'))).ok_or_else(|| "the new lead was not found after import".into())
 }

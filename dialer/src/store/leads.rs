@@ -199,6 +199,21 @@ impl Store {
         self.list(id).await
     }
 
+    /// A lead for a number on a DNC list that called in (imports skip DNC numbers): kept
+    /// in state `dnc`, so that the call has a lead and a CDR while the hopper never dials it.
+    pub async fn create_dnc_lead(&self, list_id: i64, phone: &str) -> Result<Lead, StoreError> {
+        let list = self.list(list_id).await?;
+        let now = super::now_ms();
+        let id: i64 = sqlx::query_scalar("INSERT INTO leads (list_id, campaign_id, phone, state, created_at, updated_at) VALUES ($1, $2, $3, 'dnc', $4, $4) RETURNING id")
+            .bind(list_id)
+            .bind(list.campaign_id)
+            .bind(phone)
+            .bind(now)
+            .fetch_one(self.pool())
+            .await?;
+        self.lead(id).await
+    }
+
     pub async fn lead(&self, id: i64) -> Result<Lead, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1")))
             .bind(id)
