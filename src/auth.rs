@@ -158,6 +158,25 @@ struct LoggedIn {
     expires_at: i64,
 }
 
+/// Failed web logins allowed per client address and user name in [`FAILURE_WINDOW`].
+const MAX_FAILURES: u32 = 10;
+const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Failed logins by (address, user name): password guessing is refused with 429 after
+/// [`MAX_FAILURES`] within the window, until the window has passed.
+static FAILURES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>> = std::sync::LazyLock::new(Default::default);
+
+fn failures(key: &str, add: bool) -> u32 {
+    let mut m = FAILURES.lock().unwrap_or_else(|p| p.into_inner());
+    let now = std::time::Instant::now();
+    m.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
+    if add {
+        let e = m.entry(key.to_string()).or_insert((0, now));
+        e.0 += 1;
+    }
+    m.get(key).map_or(0, |e| e.0)
+}
+
 /// `POST /login`: a web session for a user (not an agent: agents log in on their socket).
 pub async fn login(State(st): State<AppState>, req: Request) -> Response {
     let src = source(&req);
@@ -171,11 +190,17 @@ pub async fn login(State(st): State<AppState>, req: Request) -> Response {
             return ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid_body", message: e.to_string(), field: None, problems: Vec::new() }.into_response();
         }
     };
+    let key = format!("{src}/{}", b.username);
+    if failures(&key, false) >= MAX_FAILURES {
+        let msg = format!("too many failed logins for {}; try again in a few minutes", b.username);
+        return ApiError { status: StatusCode::TOO_MANY_REQUESTS, code: "too_many_failures", message: msg, field: None, problems: Vec::new() }.into_response();
+    }
     let user = match st.store.user_by_username(&b.username).await {
         Ok(u) => u,
         Err(e) => return ApiError::from(e).into_response(),
     };
     let Some(u) = user.filter(|u| verify_password(&b.password, &u.password_hash)) else {
+        failures(&key, true);
         audit(&st.store, AuditEvent { actor: &b.username, action: "login_failed", target: "web", source: &src, ..Default::default() }).await;
         return unauthenticated("wrong username or password").into_response();
     };

@@ -484,3 +484,19 @@ async fn malformed_input_on_every_route_never_gets_a_5xx() {
     assert!(checked > 1000, "{checked} requests");
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn password_guessing_on_the_login_page_is_stopped() {
+    let db = TestDb::sqlite().await;
+    let app = app(&db);
+    db.store.create_user("guessed", pacer_dialer::store::Role::Admin, &crate::auth::hash_password("the-right-one")).await.unwrap();
+    let login = |p: &str| Some(("application/json", json!({"username": "guessed", "password": p}).to_string()));
+    for i in 0..10 {
+        let (s, _) = call_as(&app, "POST", "/login", login(&format!("guess-{i}")), &[]).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, b) = call_as(&app, "POST", "/login", login("the-right-one"), &[]).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "even the right password waits: {b}");
+    assert!(b.contains("too_many_failures"), "{b}");
+    db.cleanup().await;
+}
