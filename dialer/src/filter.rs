@@ -246,7 +246,8 @@ impl Parser {
     fn field(&mut self) -> Result<Field, FilterError> {
         let f = match self.toks.get(self.pos).map(|t| t.1.clone()) {
             Some(Tok::Ident(name)) if !name.is_empty() && !name.contains(['"', '\\']) => Field::Custom(name),
-            Some(Tok::Word(w)) if w.len() > 5 && w[..5].eq_ignore_ascii_case("lead.") => match COLUMNS.iter().find(|c| c.eq_ignore_ascii_case(&w[5..])) {
+            // `get`, not slicing: a word may hold multi-byte characters (found by fuzzing).
+            Some(Tok::Word(w)) if w.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("lead.")) && w.len() > 5 => match COLUMNS.iter().find(|c| c.eq_ignore_ascii_case(&w[5..])) {
                 Some(c) => Field::Column(c),
                 None => return self.fail(format!("{w:?}: lead columns are {}", COLUMNS.map(|c| format!("lead.{c}")).join(", "))),
             },
@@ -626,6 +627,13 @@ mod tests {
             let e = Filter::parse(f).unwrap_err();
             assert_eq!(e.at, at, "{f}: {e}");
         }
+    }
+
+    #[test]
+    fn multi_byte_words_are_refused_not_sliced() {
+        // Found by fuzzing: a word of five bytes that are not five characters.
+        assert!(Filter::parse("\u{10}\u{4}\0nĺ= tru >==n\0\0\0 ").is_err());
+        assert!(Filter::parse("leaĺ = 1").is_err());
     }
 
     #[test]

@@ -12,8 +12,7 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 
 use chrono_tz::Tz;
-use phonenumber::metadata::DATABASE;
-use phonenumber::{Metadata, country};
+use phonenumber::country;
 
 /// Where the system's tzdata keeps the country → zone table.
 const ZONE_TAB: &str = "/usr/share/zoneinfo/zone.tab";
@@ -59,27 +58,17 @@ impl Normalizer {
         // its `1`).
         let default = if text.starts_with('+') { None } else { Some(self.default) };
         let n = phonenumber::parse(default, text).map_err(|e| format!("{raw:?} is not a phone number ({e})"))?;
-        // The same test as `phonenumber::is_valid`, but finding the number's metadata once
-        // (it also names the region): that lookup is most of an import's CPU time.
-        let meta = n.metadata(&DATABASE).filter(|m| has_known_type(m, &n.national().value().to_string()));
-        let Some(meta) = meta else {
+        // `phonenumber::is_valid` picks the region by the number's leading digits (+39 06 698
+        // is the Vatican's, the rest of +39 06 Italy's) and reads the national number with
+        // its leading zeros: a shortcut that did neither let `-++490 04r13(50` through as
+        // +4900471350, which is not what it reads back as (found by fuzzing).
+        if !phonenumber::is_valid(&n) {
             return Err(format!("{raw:?} is not a valid number"));
-        };
+        }
         let e164 = n.format().mode(phonenumber::Mode::E164).to_string();
-        let region = Some(meta.id()).filter(|id| id.len() == 2).map(str::to_string);
+        let region = n.country().id().map(|i| i.as_ref().to_string()).filter(|id| id.len() == 2);
         Ok(Normalized { e164, region })
     }
-}
-
-/// True when the national number matches one of the region's number types: what
-/// `phonenumber::is_valid` checks once it has found the region.
-fn has_known_type(meta: &Metadata, national: &str) -> bool {
-    let d = meta.descriptors();
-    d.general().is_match(national)
-        && [d.premium_rate(), d.toll_free(), d.shared_cost(), d.voip(), d.personal_number(), d.pager(), d.uan(), d.voicemail(), d.fixed_line(), d.mobile()]
-            .into_iter()
-            .flatten()
-            .any(|x| x.is_match(national))
 }
 
 fn zone_table() -> &'static HashMap<String, Vec<String>> {
@@ -137,9 +126,22 @@ mod tests {
     }
 
     #[test]
+    fn leading_zeros_count_where_they_are_dialled() {
+        let n = Normalizer::new("US").unwrap();
+        // Italy keeps the leading 0 in international format; Germany does not.
+        assert_eq!(n.normalize("+39 06 6988 4000").unwrap().e164, "+390669884000");
+        assert!(n.normalize("-++490 04r13(50").is_err(), "not a number the crate finds valid");
+        // What normalises is E.164 and normalises to itself.
+        for raw in ["+1 212 555 0100", "(212) 555-0100", "+44 20 7946 0018", "+39 06 6988 4000"] {
+            let e = n.normalize(raw).unwrap().e164;
+            assert_eq!(n.normalize(&e).unwrap().e164, e, "{raw}");
+        }
+    }
+
+    #[test]
     fn validity_agrees_with_the_crate() {
         let us = Normalizer::new("US").unwrap();
-        for raw in ["+14155552671", "+1 800 555 0100", "+1 900 555 0100", "+44 7911 123456", "+44 20 7946 0958", "+1 787 555 0100", "+33 1 42 68 53 00", "+1 555 555 0100", "+44 20 0000 0000", "+800 1234 5678", "+1 212 000 0000", "+49 30 123456"] {
+        for raw in ["+14155552671", "+1 800 555 0100", "+1 900 555 0100", "+44 7911 123456", "+44 20 7946 0958", "+1 787 555 0100", "+33 1 42 68 53 00", "+1 555 555 0100", "+44 20 0000 0000", "+800 1234 5678", "+1 212 000 0000", "+49 30 123456", "+39 06 6988 4000", "+39 06 6982 1234", "+39 347 123 4567"] {
             let crate_says = phonenumber::parse(None, raw).map(|n| (phonenumber::is_valid(&n), n.country().id().map(|i| i.as_ref().to_string()))).unwrap();
             let ours = us.normalize(raw);
             assert_eq!(ours.is_ok(), crate_says.0, "{raw}");
