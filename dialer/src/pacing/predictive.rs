@@ -20,8 +20,9 @@
 //! θ = θᵢ · exp(k · (budget − reserve) / reserve). The proportional part makes a campaign far
 //! under its target dial harder and one near it back off before it crosses; the integral
 //! part θᵢ learns, from each person's outcome, the margin at which this campaign abandons
-//! exactly its target. The engine ([`super::CampaignPacer`]) stops all risky dialling when
-//! one more abandon would cross the target.
+//! exactly its target. When one more abandon would cross the target, the engine
+//! ([`super::CampaignPacer`]) dials one call per ready agent plus only the calls whose risk
+//! is under [`super::SPENT_MAX_RISK`] (0.1%).
 
 use super::risk;
 use super::stats::{DecayingHistogram, DecayingRate, lognormal_cdf};
