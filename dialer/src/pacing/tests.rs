@@ -113,10 +113,19 @@ fn stops_risky_dialling_when_the_budget_is_spent_and_resumes_after() {
     let mut p = predictive(PacingSettings::default());
     let a = agents(10, &[], &[]);
     let spent = AbandonFigures { human: 1000, abandoned: 30 };
+    let mut healthy = predictive(PacingSettings::default());
+    let free = healthy.decide(&input(100.0, &a, &[], HEALTHY, 1000)).dial;
     let d = p.decide(&input(100.0, &a, &[], spent, 1000));
-    assert_eq!((d.dial, d.reason), (10, Reason::BudgetSpent), "only calls sure to find an agent");
-    let calls = ringing(10, 1.0);
-    assert_eq!(p.decide(&input(100.5, &a, &calls, spent, 1000)).dial, 0);
+    assert_eq!(d.reason, Reason::BudgetSpent);
+    // One call per ready agent at least, and beyond that only calls all but sure to find one.
+    assert!(d.dial >= 10 && d.dial < free, "{} calls with the budget spent, {free} with budget left", d.dial);
+    assert_eq!(p.explain().margin, SPENT_MAX_RISK);
+    let calls = ringing(30, 1.0);
+    // Thirty fresh calls bring about seven people for ten agents: with budget left the engine
+    // adds calls; with the budget spent, far fewer or none.
+    let spent_more = p.decide(&input(100.5, &a, &calls, spent, 1000)).dial;
+    let healthy_more = healthy.decide(&input(100.5, &a, &calls, HEALTHY, 1000)).dial;
+    assert!(spent_more < healthy_more, "{spent_more} calls with the budget spent, {healthy_more} with budget left");
     // The 30-day window binds too.
     let window = AbandonFigures { human: 100, abandoned: 3 };
     let mut i = input(101.0, &a, &[], HEALTHY, 1000);
