@@ -281,19 +281,21 @@ impl Predictive {
         self.recent_dials *= (-(now_s - self.rate_at).max(0.0) / RATE_TAU).exp();
         self.rate_at = now_s;
         let dial_rate = self.recent_dials / RATE_TAU;
-        let new_cdf_at = |t: f64| self.human_total.cdf(t);
+        // A call placed now becomes a person at each grid time with this distribution.
+        self.new_cdf.clear();
+        self.new_cdf.extend((0..n).map(|j| self.human_total.cdf(j as f64 * DT)));
+        // Calls dialled u steps from now reach a person by grid time j with the CDF at
+        // j − u: the sum over u is a prefix sum of the same CDF (linear, not quadratic).
         self.future.clear();
-        self.future.extend((0..n).map(|j| {
-            let t = j as f64 * DT;
-            (1..=j).map(|u| new_cdf_at(t - u as f64 * DT)).sum::<f64>() * DT * dial_rate * ph * FUTURE_SHARE
-        }));
+        let mut prefix = 0.0;
+        for j in 0..n {
+            self.future.push(prefix * DT * dial_rate * ph * FUTURE_SHARE);
+            prefix += self.new_cdf[j];
+        }
         let column_sums = |rows: &[f64], width: usize, j: usize| -> (f64, f64) {
             rows.chunks_exact(width).map(|r| r[j]).fold((0.0, 0.0), |(m, v), p| (m + p, v + p * (1.0 - p)))
         };
 
-        // A call placed now becomes a person at each grid time with this distribution.
-        self.new_cdf.clear();
-        self.new_cdf.extend((0..n).map(|j| self.human_total.cdf(j as f64 * DT)));
         let total_new = self.new_cdf[n - 1].max(1e-9);
 
         // Per grid time where a new call may turn into a person: the weight of that time,
