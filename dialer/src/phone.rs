@@ -56,7 +56,10 @@ impl Normalizer {
         // An international number is parsed without the default country: with one, the
         // crate strips that country's national prefix from it (`+33 1 42…` with US loses
         // its `1`).
-        let default = if text.starts_with('+') { None } else { Some(self.default) };
+        // Whatever comes before the first digit or `+` (a `tel:` label, stray control
+        // characters) does not hide the `+` (found by fuzzing: `\0+78 44024020 0`).
+        let international = text.trim_start_matches(|c: char| !c.is_ascii_digit() && c != '+').starts_with('+');
+        let default = if international { None } else { Some(self.default) };
         let n = phonenumber::parse(default, text).map_err(|e| format!("{raw:?} is not a phone number ({e})"))?;
         // `phonenumber::is_valid` picks the region by the number's leading digits (+39 06 698
         // is the Vatican's, the rest of +39 06 Italy's) and reads the national number with
@@ -130,7 +133,13 @@ mod tests {
         let n = Normalizer::new("US").unwrap();
         // Italy keeps the leading 0 in international format; Germany does not.
         assert_eq!(n.normalize("+39 06 6988 4000").unwrap().e164, "+390669884000");
-        assert!(n.normalize("-++490 04r13(50").is_err(), "not a number the crate finds valid");
+        // Inputs found by fuzzing: whatever they normalise to normalises to itself.
+        for raw in ["-++490 04r13(50", "\r\0+78 44024020 0"] {
+            if let Ok(x) = n.normalize(raw) {
+                assert_eq!(n.normalize(&x.e164).map(|y| y.e164), Ok(x.e164.clone()), "{raw:?}");
+            }
+        }
+        assert_eq!(n.normalize("tel: +44 20 7946 0018").unwrap().e164, "+442079460018");
         // What normalises is E.164 and normalises to itself.
         for raw in ["+1 212 555 0100", "(212) 555-0100", "+44 20 7946 0018", "+39 06 6988 4000"] {
             let e = n.normalize(raw).unwrap().e164;
