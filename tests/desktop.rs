@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite;
 
 const SIPP: &str = "/usr/bin/sipp";
 const CHROMIUM: &str = "/usr/bin/chromium";
+const FIREFOX: &str = "/usr/bin/firefox-esr";
 const CUSTOMER_HZ: f64 = 600.0;
 const AGENT_HZ: f64 = 1000.0;
 // Not a multiple of 200 Hz, where the G.711 quantisation harmonics of the other two fall.
@@ -289,9 +290,13 @@ impl Floor {
             std::fs::create_dir_all(&d).unwrap();
             o.insert("screenshots".into(), json!(d.display().to_string()));
         }
-        let out = Command::new("node")
-            .arg(browser_dir().join("desktop.mjs"))
-            .arg(scenario)
+        let mut node = Command::new("node");
+        if scenario == "firefox" {
+            node.arg(browser_dir().join("firefox.mjs"));
+        } else {
+            node.arg(browser_dir().join("desktop.mjs")).arg(scenario);
+        }
+        let out = node
             .arg(opts.to_string())
             .current_dir(browser_dir())
             .stdin(Stdio::null())
@@ -530,5 +535,35 @@ fn agent_previews_skips_and_dials_a_number_from_the_page() {
     // The skipped lead was not dialled.
     let lead = api(f.addr, "GET", &format!("/api/v1/leads/{}", f.lead_id), None);
     assert_eq!(lead["attempts"], 0, "{lead}");
+    f.pacer.terminate(Duration::from_secs(20));
+}
+
+#[test]
+fn agent_takes_a_call_in_firefox() {
+    if !peers_or_skip() {
+        return;
+    }
+    if !Path::new(FIREFOX).exists() || !browser_dir().join("node_modules/puppeteer-core").exists() {
+        assert!(!in_ci(), "{FIREFOX} and puppeteer-core are required in CI (scripts/test installs them)");
+        eprintln!("skipped: {FIREFOX} or puppeteer-core is missing");
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut sipp = Sipp::start("carrier_tone.xml", &[]);
+    let mut f = floor(sipp.port, 47_000, 60);
+    let r = f.browser("firefox", json!({}));
+    assert!(r["ua"].as_str().unwrap().contains("Firefox"), "{r}");
+    assert_eq!(r["pop"]["name"], "Carol Customer", "{r}");
+    // The customer's audio reaches Firefox: about 50 packets a second on its receiver.
+    let (b, a) = (r["before"]["packets"].as_f64().unwrap_or(0.0), r["after"]["packets"].as_f64().unwrap_or(0.0));
+    assert!(a - b >= 80.0, "Firefox received {} RTP packets in 2 s: {r}", a - b);
+    sipp.assert_passed(Duration::from_secs(10));
+    let a = f.attempt(Duration::from_secs(10));
+    assert_eq!((a["disposition"].as_str(), a["agent_id"].as_i64()), (Some("sale"), Some(f.agent_id)), "{a}");
+    // Agent → customer: Firefox's fake microphone is a 1 kHz tone; it is in the recording's
+    // agent channel, which is what the bridge sent the carrier.
+    let path = a["recording_path"].as_str().unwrap_or_else(|| panic!("no recording: {a}"));
+    let agent = recording_shares(path, 1, AGENT_HZ);
+    assert!(agent.iter().any(|s| *s > 0.5), "Firefox's microphone tone is not in the recording ({path}): {agent:?}");
     f.pacer.terminate(Duration::from_secs(20));
 }
