@@ -30,11 +30,13 @@ fn filter_and_phone_seeds() {
         let Ok(text) = std::str::from_utf8(&b) else { continue };
         let _ = pacer_dialer::filter::Filter::parse(text).map_err(|e| format!("{}: {e:?}", p.display()));
     }
-    let us = pacer_dialer::phone::Normalizer::new("US").unwrap();
-    for (_, b) in seeds("phone_number") {
-        let Ok(text) = std::str::from_utf8(&b) else { continue };
-        if let Ok(n) = us.normalize(text) {
-            assert_eq!(us.normalize(&n.e164).unwrap().e164, n.e164, "{text}");
+    for country in ["US", "GB"] {
+        let norm = pacer_dialer::phone::Normalizer::new(country).unwrap();
+        for (_, b) in seeds("phone_number") {
+            let Ok(text) = std::str::from_utf8(&b) else { continue };
+            if let Ok(n) = norm.normalize(text) {
+                assert_eq!(norm.normalize(&n.e164).map(|x| x.e164).ok(), Some(n.e164.clone()), "{country} {text:?}");
+            }
         }
     }
 }

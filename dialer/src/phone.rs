@@ -69,6 +69,13 @@ impl Normalizer {
             return Err(format!("{raw:?} is not a valid number"));
         }
         let e164 = n.format().mode(phonenumber::Mode::E164).to_string();
+        // The E.164 form must read back as itself: with a default country the crate can
+        // read stray digits and letters into a number whose E.164 form is not valid
+        // (found by fuzzing: `(0/0) 550900z471---200` with GB). Such input is refused.
+        let back = phonenumber::parse(None, &e164).ok().filter(phonenumber::is_valid).map(|b| b.format().mode(phonenumber::Mode::E164).to_string());
+        if back.as_deref() != Some(e164.as_str()) {
+            return Err(format!("{raw:?} is not a valid number"));
+        }
         let region = n.country().id().map(|i| i.as_ref().to_string()).filter(|id| id.len() == 2);
         Ok(Normalized { e164, region })
     }
