@@ -5,48 +5,14 @@
 
 mod common;
 
-use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Pacer, http, in_ci};
-use futures_util::{SinkExt, StreamExt};
+use common::{Pacer, expect, free_port, http, in_ci, next_of, send};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
 const SIPP: &str = "/usr/bin/sipp";
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// The next message of type `kind` or `error` (the caller decides whether an error is
-/// what it expected).
-async fn next_of(ws: &mut Ws, kind: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let m = tokio::time::timeout_at(deadline, ws.next()).await.unwrap_or_else(|_| panic!("no {kind} message in time"));
-        if let Some(Ok(Message::Text(t))) = m {
-            let v: Value = serde_json::from_str(&t).unwrap();
-            if v["type"] == kind || v["type"] == "error" {
-                return v;
-            }
-        }
-    }
-}
-
-async fn expect(ws: &mut Ws, kind: &str) -> Value {
-    let v = next_of(ws, kind).await;
-    assert_eq!(v["type"], kind, "expected {kind}, got {v}");
-    v
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
-}
 
 #[test]
 fn an_agent_previews_skips_dials_and_dials_by_hand() {

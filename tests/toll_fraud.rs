@@ -8,15 +8,12 @@
 
 mod common;
 
-use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{PACER, Pacer, http, in_ci};
-use futures_util::{SinkExt, StreamExt};
+use common::{PACER, Pacer, expect, expect_error, free_port, http, in_ci, send};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
 const SIPP: &str = "/usr/bin/sipp";
 const GOOD: &str = "+12125550101";
@@ -24,43 +21,6 @@ const INTERNATIONAL: &str = "+442079460958";
 const PREMIUM: &str = "+19002345678";
 /// A US personal number (500 range): billed like premium lines.
 const PERSONAL: &str = "+15002345678";
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn expect(ws: &mut Ws, kind: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let m = tokio::time::timeout_at(deadline, ws.next()).await.unwrap_or_else(|_| panic!("no {kind} message in time"));
-        if let Some(Ok(Message::Text(t))) = m {
-            let v: Value = serde_json::from_str(&t).unwrap();
-            if v["type"] == kind {
-                return v;
-            }
-            assert_ne!(v["type"], "error", "waiting for {kind}: {v}");
-        }
-    }
-}
-
-async fn expect_error(ws: &mut Ws) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let m = tokio::time::timeout_at(deadline, ws.next()).await.expect("no error message in time");
-        if let Some(Ok(Message::Text(t))) = m {
-            let v: Value = serde_json::from_str(&t).unwrap();
-            if v["type"] == "error" {
-                return v;
-            }
-        }
-    }
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
-}
 
 /// `pacer kill ACTION` on the server's database; its JSON answer.
 fn kill(dir: &Path, action: &str) -> Value {

@@ -197,7 +197,7 @@ $('manual-go').addEventListener('click', () => {
 $('xfer').addEventListener('click', () => {
   const to = $('xfer-target').value.trim();
   if (!to) return;
-  cti.send(/^[+\d][\d\s().-]*$/.test(to) ? { type: 'transfer', number: to } : { type: 'transfer', agent: to });
+  cti.send({ type: 'transfer', [$('xfer-kind').value]: to });
 });
 
 function clearCall() {
@@ -219,6 +219,12 @@ cti.on('call_ended', (m) => {
   if (m.call_id !== desk.callId) return;
   desk.ended = true;
   $('call-status').textContent = `ended by ${m.by} · ${clock(m.talk_s * 1000)}`;
+  if (m.handed_over) {
+    // Another agent has the customer now and dispositions the call.
+    desk.saved = true;
+    $('dispo-done').textContent = 'Transferred: the next agent dispositions it.';
+    setTimeout(() => desk.callId === m.call_id && clearCall(), 1500);
+  }
   render();
 });
 

@@ -21,12 +21,23 @@ pub enum AgentCommand {
     Hold(bool),
     Mute(bool),
     Dtmf(String),
-    Transfer { agent: Option<String>, number: Option<String> },
+    Transfer(TransferTo),
     Disposition(DispositionCmd),
     /// The desktop reconnected with a new media leg: the call's audio moves to it.
     NewLeg(Endpoint),
     /// A supervisor joins the call on their leg (`None`: leaves it).
     Supervise(Option<(Endpoint, pacer_media::SupervisorMode)>),
+}
+
+/// Where a blind transfer sends the customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferTo {
+    /// Another agent, by username (then any agent with the campaign's skill).
+    Agent(String),
+    /// A queue: the agents of that campaign (by name), with its skill.
+    Queue(String),
+    /// An outside number on the campaign's trunk.
+    Number(String),
 }
 
 #[derive(Debug, Clone)]

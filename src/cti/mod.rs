@@ -26,7 +26,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::acd::{AgentEvent, LiveAcd, parse_reason, reason_code};
 use crate::http::AppState;
-use desk::{AgentCommand, Desks, DispositionCmd};
+use desk::{AgentCommand, Desks, DispositionCmd, TransferTo};
 use protocol::{ClientMsg, DispositionInfo, ServerMsg};
 
 /// A socket with no message (or pong) for this long is dead.
@@ -271,7 +271,16 @@ async fn handle(cti: &Cti, id: AgentId, msg: ClientMsg) -> Option<ServerMsg> {
             }
             command(cti, id, AgentCommand::Dtmf(digits))
         }
-        ClientMsg::Transfer { agent, number } => command(cti, id, AgentCommand::Transfer { agent, number }),
+        ClientMsg::Transfer { agent, queue, number } => {
+            let nonempty = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+            let to = match (nonempty(agent), nonempty(queue), nonempty(number)) {
+                (Some(a), None, None) => TransferTo::Agent(a),
+                (None, Some(q), None) => TransferTo::Queue(q),
+                (None, None, Some(n)) => TransferTo::Number(n),
+                _ => return Some(error("bad_transfer", "give exactly one of agent, queue and number")),
+            };
+            command(cti, id, AgentCommand::Transfer(to))
+        }
         ClientMsg::TimeReport { from } => {
             let to = pacer_dialer::store::now_ms();
             Some(match crate::api::floor::TimeReport::of(&cti.store, id as i64, from.unwrap_or(to - 86_400_000).min(to), to).await {

@@ -24,10 +24,13 @@ pub enum ClientMsg {
     Unhold,
     Mute { on: bool },
     Dtmf { digits: String },
-    /// Blind transfer of the current call to another agent (by username) or a number.
+    /// Blind transfer of the current call to another agent (by username), a queue (a
+    /// campaign's name) or a number: exactly one of the three.
     Transfer {
         #[serde(default)]
         agent: Option<String>,
+        #[serde(default)]
+        queue: Option<String>,
         #[serde(default)]
         number: Option<String>,
     },
@@ -109,7 +112,15 @@ pub enum ServerMsg {
     /// The screen pop: a customer is connected to this agent.
     Call(Box<ScreenPop>),
     /// The customer's leg ended (`by`: customer, agent, system).
-    CallEnded { call_id: String, by: String, talk_s: f64 },
+    CallEnded {
+        call_id: String,
+        by: String,
+        talk_s: f64,
+        /// The call went on to another agent, who dispositions it (a transfer to an agent
+        /// or a queue): this agent has nothing to disposition.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        handed_over: bool,
+    },
     DispositionSaved { call_id: String, next: String },
     Error { code: String, message: String },
     Pong,

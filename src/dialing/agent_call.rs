@@ -127,7 +127,7 @@ pub async fn run(ctx: Arc<Ctx>, c: Campaign, claimed: Claimed, agent: AgentId, i
                     // A previewed lead whose number the guard refuses: say why, close it.
                     ctx.desks.send(agent, ServerMsg::Error { code: "blocked".into(), message: rec.out.notes.clone().unwrap_or_default() });
                 }
-                ctx.desks.send(agent, ServerMsg::CallEnded { call_id: id.to_string(), by: format!("no answer: {outcome}"), talk_s: 0.0 });
+                ctx.desks.send(agent, ServerMsg::CallEnded { call_id: id.to_string(), by: format!("no answer: {outcome}"), talk_s: 0.0, handed_over: false });
                 None
             }
         };

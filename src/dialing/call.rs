@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pacer_acd::{AgentId, CallId};
+use pacer_acd::CallId;
 use pacer_dialer::hopper::Claimed;
 use pacer_dialer::outcome::CallOutcome;
 use pacer_dialer::pacing::{CallStage, Outcome as PacingOutcome};
@@ -258,7 +258,7 @@ async fn drive(
     id: CallId,
     leg: &Endpoint,
     rec: &mut Record,
-) -> Option<(AgentId, mpsc::UnboundedReceiver<AgentCommand>)> {
+) -> Option<super::settle::AgentPart> {
     let s = &c.settings;
     let mut call = dial(ctx, Some(camp.as_ref()), c, &claimed.number, claimed.caller_id.clone(), leg, rec, None).await?;
     let ring_s = rec.secs_since_dial();

@@ -20,8 +20,14 @@ use super::talk::{report, track};
 /// Time an agent has past the wrap-up to disposition before the system does.
 pub(super) const DISPOSITION_GRACE: Duration = Duration::from_secs(30);
 
-/// After the customer's leg: the agent wraps up and dispositions (or the system does when
-/// they do not, past the wrap-up and a grace period).
+/// What is left of the agent's part of a call when the customer's leg ends.
+pub(super) enum AgentPart {
+    /// The agent still wraps up and dispositions.
+    WrapUp(AgentId, mpsc::UnboundedReceiver<AgentCommand>),
+    /// The agent wrapped up while the call went on (a blind transfer to a number).
+    Done(AgentId),
+}
+
 /// After the customer's leg: the agent's wrap-up and disposition (when an agent took the
 /// call), then the one write that settles the call.
 pub(super) async fn settle(
@@ -30,14 +36,15 @@ pub(super) async fn settle(
     c: &Campaign,
     id: CallId,
     mut rec: Record,
-    agent: Option<(AgentId, mpsc::UnboundedReceiver<AgentCommand>)>,
+    agent: Option<AgentPart>,
     lead: &pacer_dialer::store::Lead,
 ) {
     let done = match agent {
-        Some((a, cmds)) => {
+        Some(AgentPart::WrapUp(a, cmds)) => {
             wrap_up(ctx, camp, c, id, a, cmds, &mut rec).await;
             Some(a)
         }
+        Some(AgentPart::Done(a)) => Some(a),
         None => None,
     };
     finish(ctx, camp, c, id, rec, done, lead).await;
@@ -79,8 +86,12 @@ pub(super) fn apply_disposition(rec: &mut Record, d: DispositionCmd) {
         rec.edited_fields = d.fields;
     }
     rec.out.disposition = Some(d.code);
-    if d.notes.is_some() {
-        rec.out.notes = d.notes;
+    if let Some(n) = d.notes {
+        // A transfer's own note stays beside the agent's.
+        rec.out.notes = Some(match rec.out.notes.take() {
+            Some(sys) if sys.starts_with("transferred to") => format!("{sys}; {n}"),
+            _ => n,
+        });
     }
     rec.out.callback = d.callback;
 }

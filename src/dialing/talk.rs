@@ -20,10 +20,10 @@ use tracing::warn;
 use super::Ctx;
 use super::campaign::{CampaignCtx, Report};
 use super::line::{Line, drain, wait_hangup};
-use crate::cti::desk::{AgentCommand, CallSummary};
+use crate::cti::desk::{AgentCommand, CallSummary, TransferTo};
 use crate::cti::protocol::{AttemptInfo, CampaignInfo, LeadInfo, ScreenPop, ServerMsg, fill_script};
 use super::call::{Record, trunks_of};
-use super::settle::{apply_disposition, event};
+use super::settle::{AgentPart, apply_disposition, event, wrap_up};
 
 /// Longest a transferred call waits for the other agent, or a number to answer.
 pub(super) const TRANSFER_WAIT: Duration = Duration::from_secs(30);
@@ -68,7 +68,7 @@ pub(super) async fn connect(
     rec: &mut Record,
     machine: bool,
     routing: Routing,
-) -> Option<(AgentId, mpsc::UnboundedReceiver<AgentCommand>)> {
+) -> Option<AgentPart> {
     let s = &c.settings;
     track(camp, id, Some(CallStage::Waiting));
     let verdict_at = Instant::now();
@@ -120,7 +120,7 @@ pub(super) async fn converse(
     inbound: bool,
     verdict_at: Instant,
     channel: (mpsc::UnboundedSender<AgentCommand>, mpsc::UnboundedReceiver<AgentCommand>),
-) -> Option<(AgentId, mpsc::UnboundedReceiver<AgentCommand>)> {
+) -> Option<AgentPart> {
     let s = &c.settings;
     let routing = Routing { priority: 0, wait: Duration::ZERO, inbound };
     let mut masked = None;
@@ -153,6 +153,10 @@ pub(super) async fn converse(
     let (mut bridge, mut agent) = (bridge, agent);
     ctx.desks.pop(agent, id, ServerMsg::Call(Box::new(screen_pop(ctx, c, claimed, id, machine, rec.out.connected_at.unwrap_or_default()).await)));
     ctx.metrics.in_flight.with_label_values(&[&c.name, "connected"]).inc();
+    // A blind transfer to a number: the outside leg, its media and its bridge.
+    let mut outside: Option<(Line, Endpoint, Bridge)> = None;
+    // Between a transfer's hand-over and the next agent taking the call, `agent` has left.
+    let mut handed = false;
     // The conversation, until either side hangs up.
     let by = loop {
         tokio::select! {
@@ -182,68 +186,16 @@ pub(super) async fn converse(
                         ctx.desks.send(agent, ServerMsg::Error { code: "dtmf".into(), message: e.to_string() });
                     }
                 }
-                Some(AgentCommand::Transfer { agent: Some(name), .. }) => {
-                    // Blind transfer to another agent: this agent leaves (wrap-up; the new
-                    // agent dispositions), the customer hears hold music until the other
-                    // agent's leg takes the call.
-                    masked = mask(leg, masked, Some(ctx.hold_music.clone()));
-                    if let Some(r) = recording.take() {
-                        if let Ok(path) = r.stop().await { rec.out.recording_path.get_or_insert(path.display().to_string()); }
-                    }
-                    bridge.end();
-                    let _ = ctx.acd.hangup(id, Duration::from_secs(u64::from(s.wrap_up_s)));
-                    ctx.desks.unbind_call(agent, id);
-                    ctx.desks.send(agent, ServerMsg::CallEnded { call_id: id.to_string(), by: "transfer".into(), talk_s: connected.elapsed().as_secs_f64() });
-                    let target = ctx.desks.agent_by_username(&name);
-                    let offer = CallOffer { id, campaign: Some(c.id as u64), skill: s.skills.first().cloned(), owner: target, priority: 10 };
-                    let offered = ctx.acd.offer(offer);
-                    let got = tokio::select! {
-                        a = ctx.acd.wait_agent(id, offered, Instant::now() + TRANSFER_WAIT) => a,
-                        _ = wait_hangup(&mut call) => { ctx.acd.withdraw(id); break "customer" }
-                    };
-                    let next = got.and_then(|a| ctx.desks.leg(a).map(|l| (a, l))).and_then(|(a, l)| ctx.media.bridge(leg, &l).ok().map(|b| (a, b)));
-                    let Some((new_agent, b)) = next else {
-                        warn!(target = %name, "nobody took the transferred call; it ends");
-                        ctx.acd.withdraw(id);
-                        rec.out.notes = Some(format!("transfer to {name} failed: no agent in {}s", TRANSFER_WAIT.as_secs()));
-                        call.hangup().await;
-                        drain(&mut call).await;
-                        break "system";
-                    };
-                    masked = mask(leg, masked, None);
-                    let _ = ctx.acd.connected(id);
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    ctx.desks.bind_call(new_agent, id, tx, summary(now_ms()));
-                    (agent, cmds, bridge) = (new_agent, rx, b);
-                    rec.out.agent_id = Some(agent as i64);
-                    rec.out.notes = Some(format!("transferred to {}", ctx.desks.username(agent).unwrap_or_default()));
-                    recording = start_recording(ctx, c, &bridge, rec);
-                    ctx.desks.pop(agent, id, ServerMsg::Call(Box::new(screen_pop(ctx, c, claimed, id, machine, now_ms()).await)));
-                }
-                Some(AgentCommand::Transfer { number: Some(number), .. }) => {
+                Some(AgentCommand::Transfer(TransferTo::Number(number))) => {
                     // Blind transfer to a number: a new leg on the campaign's trunk takes the
-                    // agent's place; the agent wraps up and dispositions as usual.
+                    // agent's place; the agent wraps up and dispositions at once, while the
+                    // two outside parties talk on.
                     masked = mask(leg, masked, Some(ctx.hold_music.clone()));
                     match transfer_out(ctx, c, leg, &mut call, &number).await {
-                        Ok(Some((far, far_leg, b))) => {
+                        Ok(Some((far, far_leg, b, e164))) => {
                             masked = mask(leg, masked, None);
-                            if let Some(r) = recording.take() {
-                                if let Ok(path) = r.stop().await { rec.out.recording_path.get_or_insert(path.display().to_string()); }
-                            }
-                            bridge.end();
-                            rec.out.notes = Some(format!("transferred to {number}"));
-                            ctx.desks.send(agent, ServerMsg::CallEnded { call_id: id.to_string(), by: "transfer".into(), talk_s: connected.elapsed().as_secs_f64() });
-                            // The two outside parties talk until one of them hangs up.
-                            let mut far = far;
-                            tokio::select! {
-                                _ = wait_hangup(&mut call) => far.hangup().await,
-                                _ = wait_hangup(&mut far) => call.hangup().await,
-                            }
-                            drain(&mut call).await;
-                            drain(&mut far).await;
-                            b.end();
-                            far_leg.close();
-                            bridge = b;
+                            rec.out.notes = Some(format!("transferred to {e164}"));
+                            outside = Some((far, far_leg, b));
                             break "transfer";
                         }
                         Ok(None) => break "customer",
@@ -253,8 +205,49 @@ pub(super) async fn converse(
                         }
                     }
                 }
-                Some(AgentCommand::Transfer { .. }) => {
-                    ctx.desks.send(agent, ServerMsg::Error { code: "bad_transfer".into(), message: "give an agent or a number".into() });
+                Some(AgentCommand::Transfer(to)) => {
+                    // Blind transfer to another agent or a queue: this agent leaves (wrap-up;
+                    // the new agent dispositions), the customer hears hold music until the
+                    // ACD gives the call to an agent of the target.
+                    let target = match handover_target(ctx, c, agent, &to).await {
+                        Ok(t) => t,
+                        Err(e) => {
+                            ctx.desks.send(agent, ServerMsg::Error { code: "transfer_failed".into(), message: e });
+                            continue;
+                        }
+                    };
+                    masked = mask(leg, masked, Some(ctx.hold_music.clone()));
+                    if let Some(r) = recording.take() {
+                        if let Ok(path) = r.stop().await { rec.out.recording_path.get_or_insert(path.display().to_string()); }
+                    }
+                    bridge.end();
+                    let _ = ctx.acd.hangup(id, Duration::from_secs(u64::from(s.wrap_up_s)));
+                    ctx.desks.unbind_call(agent, id);
+                    ctx.desks.send(agent, ServerMsg::CallEnded { call_id: id.to_string(), by: "transfer".into(), talk_s: connected.elapsed().as_secs_f64(), handed_over: true });
+                    handed = true;
+                    let offered = ctx.acd.offer(CallOffer { id, ..target.offer });
+                    let got = tokio::select! {
+                        a = ctx.acd.wait_agent(id, offered, Instant::now() + TRANSFER_WAIT) => a,
+                        _ = wait_hangup(&mut call) => { ctx.acd.withdraw(id); break "customer" }
+                    };
+                    let next = got.and_then(|a| ctx.desks.leg(a).map(|l| (a, l))).and_then(|(a, l)| ctx.media.bridge(leg, &l).ok().map(|b| (a, b)));
+                    let Some((new_agent, b)) = next else {
+                        warn!(target = %target.label, "nobody took the transferred call; it ends");
+                        ctx.acd.withdraw(id);
+                        rec.out.notes = Some(format!("transfer to {} failed: no agent in {}s", target.label, TRANSFER_WAIT.as_secs()));
+                        call.hangup().await;
+                        drain(&mut call).await;
+                        break "system";
+                    };
+                    masked = mask(leg, masked, None);
+                    let _ = ctx.acd.connected(id);
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    ctx.desks.bind_call(new_agent, id, tx, summary(now_ms()));
+                    (agent, cmds, bridge, handed) = (new_agent, rx, b, false);
+                    rec.out.agent_id = Some(agent as i64);
+                    rec.out.notes = Some(format!("transferred to {} ({})", ctx.desks.username(agent).unwrap_or_default(), target.label));
+                    recording = start_recording(ctx, c, &bridge, rec);
+                    ctx.desks.pop(agent, id, ServerMsg::Call(Box::new(screen_pop(ctx, c, claimed, id, machine, now_ms()).await)));
                 }
                 Some(AgentCommand::Disposition(d)) => {
                     // Dispositioned during the call: kept, applied when the call ends.
@@ -298,6 +291,11 @@ pub(super) async fn converse(
     if !routing.inbound {
         report(camp, Report::Talk(rec.out.talk_s));
     }
+    if handed {
+        // The call was on its way to another agent when it ended: the agent who handed
+        // it over has wrapped up already, and nobody dispositions it.
+        return None;
+    }
     let mut wrap = Duration::from_secs(u64::from(s.wrap_up_s));
     if !ctx.desks.online(agent) {
         // Nobody is at the desktop to wrap up: the agent goes not ready as the call ends,
@@ -310,11 +308,36 @@ pub(super) async fn converse(
     if let Err(e) = ctx.acd.hangup(id, wrap) {
         warn!(agent, error = %e, "ACD refused the hang-up");
     }
-    ctx.desks.send(agent, ServerMsg::CallEnded { call_id: id.to_string(), by: by.into(), talk_s: rec.out.talk_s });
+    ctx.desks.send(agent, ServerMsg::CallEnded { call_id: id.to_string(), by: by.into(), talk_s: rec.out.talk_s, handed_over: false });
+    let Some((mut far, far_leg, far_bridge)) = outside else {
+        let mut ended = rec.out.clone();
+        ended.ended_at = Some(now_ms());
+        ctx.webhooks.emit("call.ended", &event(ctx, c, &ended, &claimed.lead, None, "call.ended")).await;
+        return Some(AgentPart::WrapUp(agent, cmds));
+    };
+    // Transferred to a number: the agent wraps up and dispositions now, and is free for
+    // the next call, while the customer and the number talk until one of them hangs up.
+    let outside_talk = async {
+        tokio::select! {
+            _ = wait_hangup(&mut call) => far.hangup().await,
+            _ = wait_hangup(&mut far) => call.hangup().await,
+        }
+        drain(&mut call).await;
+        drain(&mut far).await;
+    };
+    let ((), ()) = tokio::join!(
+        async {
+            wrap_up(ctx, camp, c, id, agent, cmds, rec).await;
+            ctx.desks.send(agent, ServerMsg::DispositionSaved { call_id: id.to_string(), next: String::new() });
+        },
+        outside_talk
+    );
+    far_bridge.end();
+    far_leg.close();
     let mut ended = rec.out.clone();
     ended.ended_at = Some(now_ms());
     ctx.webhooks.emit("call.ended", &event(ctx, c, &ended, &claimed.lead, None, "call.ended")).await;
-    Some((agent, cmds))
+    Some(AgentPart::Done(agent))
 }
 
 /// No agent in time: the safe-harbor message plays, the call ends, it counts abandoned.
@@ -329,7 +352,7 @@ pub(super) async fn abandon(
     rec: &mut Record,
     machine: bool,
     inbound: bool,
-) -> Option<(AgentId, mpsc::UnboundedReceiver<AgentCommand>)> {
+) -> Option<AgentPart> {
     track(camp, id, None);
     if inbound {
         // An inbound caller nobody could take: the message, and a callback soon.
@@ -404,11 +427,53 @@ pub(super) async fn screen_pop(ctx: &Ctx, c: &Campaign, claimed: &Claimed, id: C
     }
 }
 
+/// Whom a blind transfer to an agent or a queue is offered to, and its name for notes.
+pub(super) struct Handover {
+    /// The ACD offer (its call id is filled in by the caller).
+    pub offer: CallOffer,
+    pub label: String,
+}
+
+/// Checks a transfer target before the agent lets the customer go: an agent who is logged
+/// in (not this one), or a queue (a campaign, by name) with someone logged in to take it.
+/// An error leaves the customer with the agent.
+pub(super) async fn handover_target(ctx: &Ctx, c: &Campaign, me: AgentId, to: &TransferTo) -> Result<Handover, String> {
+    let logged_in = |a: AgentId| ctx.acd.state(a).is_some_and(|(s, _)| !matches!(s, pacer_acd::AgentState::LoggedOut));
+    match to {
+        TransferTo::Agent(name) => {
+            let target = ctx.desks.agent_by_username(name).ok_or_else(|| format!("no agent {name:?}"))?;
+            if target == me {
+                return Err("the call is already yours".into());
+            }
+            if !logged_in(target) {
+                return Err(format!("{name} is not logged in"));
+            }
+            let offer = CallOffer { id: 0, campaign: Some(c.id as u64), skill: c.settings.skills.first().cloned(), owner: Some(target), priority: 10 };
+            Ok(Handover { offer, label: name.clone() })
+        }
+        TransferTo::Queue(name) => {
+            let q = match ctx.store.campaign_by_name(name).await {
+                Ok(q) => q,
+                Err(pacer_dialer::store::StoreError::NotFound { .. }) => return Err(format!("no queue {name:?}")),
+                Err(e) => return Err(format!("queue {name:?}: {e}")),
+            };
+            let mine = u32::from(ctx.acd.works(me, q.id as u64));
+            if ctx.acd.view(Some(q.id as u64)).logged_in.saturating_sub(mine) == 0 {
+                return Err(format!("nobody is logged in to queue {name}"));
+            }
+            let offer = CallOffer { id: 0, campaign: Some(q.id as u64), skill: q.settings.skills.first().cloned(), owner: None, priority: 10 };
+            Ok(Handover { offer, label: format!("queue {}", q.name) })
+        }
+        TransferTo::Number(n) => Err(format!("{n} is a number, not an agent or a queue")),
+    }
+}
+
 /// Calls `number` on the campaign's trunk for a blind transfer and bridges the customer
-/// to it once it answers. `Ok(None)`: the customer hung up meanwhile.
+/// to it once it answers, with the number's E.164 form. `Ok(None)`: the customer hung up
+/// meanwhile.
 /// The number is normalised and checked like any other dialled number: a blind transfer
 /// to a premium or international line is the classic way to make a hijacked call pay.
-pub(super) async fn transfer_out(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut Line, number: &str) -> Result<Option<(Line, Endpoint, Bridge)>, String> {
+pub(super) async fn transfer_out(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: &mut Line, number: &str) -> Result<Option<(Line, Endpoint, Bridge, String)>, String> {
     if ctx.killed() {
         return Err("dialling is stopped by the kill switch".into());
     }
@@ -427,7 +492,7 @@ pub(super) async fn transfer_out(ctx: &Ctx, c: &Campaign, leg: &Endpoint, call: 
                 Some(CallEvent::Answered(sdp)) => {
                     far_leg.accept_answer(&String::from_utf8_lossy(&sdp)).map_err(|e| e.to_string())?;
                     let b = ctx.media.bridge(leg, &far_leg).map_err(|e| e.to_string())?;
-                    return Ok(Some((far, far_leg, b)));
+                    return Ok(Some((far, far_leg, b, number.to_string())));
                 }
                 Some(CallEvent::Failed { reason, .. }) => {
                     far_leg.close();

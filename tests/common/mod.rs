@@ -136,3 +136,92 @@ pub fn http_as(addr: SocketAddr, method: &str, path: &str, body: Option<&str>, t
     let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status code");
     (status, head, body)
 }
+
+/// A free local port (UDP; the same number is nearly always free for TCP too).
+pub fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A CTI WebSocket (agent or supervisor desktop) as the tests drive it.
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next CTI message of type `kind` or `error` within 30 s (the caller decides whether
+/// an error is what it expected); other messages are skipped.
+pub async fn next_of(ws: &mut Ws, kind: &str) -> serde_json::Value {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = tokio::time::timeout_at(deadline, ws.next()).await.unwrap_or_else(|_| panic!("no {kind} message in time"));
+        match m {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == kind || v["type"] == "error" {
+                    return v;
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("the CTI socket ended while waiting for {kind}: {other:?}"),
+        }
+    }
+}
+
+/// The next CTI message of type `kind`; an `error` instead fails the test.
+pub async fn expect(ws: &mut Ws, kind: &str) -> serde_json::Value {
+    let v = next_of(ws, kind).await;
+    assert_eq!(v["type"], kind, "expected {kind}, got {v}");
+    v
+}
+
+/// The next `error` message (other messages are skipped).
+pub async fn expect_error(ws: &mut Ws) -> serde_json::Value {
+    expect(ws, "error").await
+}
+
+pub async fn send(ws: &mut Ws, v: serde_json::Value) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(v.to_string().into())).await.unwrap();
+}
+
+/// Logs `username` in on the agent socket of `addr` with a persistent plain-RTP leg from
+/// `media` (what a softphone does), and returns the socket and the leg.
+pub async fn agent_desk(addr: SocketAddr, media: &pacer_media::MediaEngine, username: &str, password: &str) -> (Ws, pacer_media::Endpoint) {
+    let leg = media.rtp_endpoint().await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/cti/agent")).await.unwrap();
+    send(&mut ws, serde_json::json!({"type":"login","username":username,"password":password})).await;
+    expect(&mut ws, "logged_in").await;
+    send(&mut ws, serde_json::json!({"type":"media_offer","sdp":leg.local_offer()})).await;
+    let answer = expect(&mut ws, "media_answer").await;
+    leg.accept_answer(answer["sdp"].as_str().unwrap()).unwrap();
+    (ws, leg)
+}
+
+/// Raw G.711 µ-law of a `freq` Hz tone at about a quarter of full scale, `secs` long:
+/// what SIPp plays as the customer (`rtp_stream`).
+pub fn ulaw_tone(freq: f64, secs: f64) -> Vec<u8> {
+    let n = (secs * 8000.0) as usize;
+    (0..n).map(|i| pacer_media::Codec::Pcmu.encode(((i as f64 * 2.0 * std::f64::consts::PI * freq / 8000.0).sin() * 8000.0) as i16)).collect()
+}
+
+/// Power of `freq` in `s` (Goertzel), normalised so a full-scale sine gives 0.25.
+pub fn tone_power(s: &[i16], freq: f64) -> f64 {
+    let k = 2.0 * (2.0 * std::f64::consts::PI * freq / 8000.0).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in s {
+        let s0 = x as f64 / 32768.0 + k * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    (s1 * s1 + s2 * s2 - k * s1 * s2) / (s.len().max(1) as f64).powi(2)
+}
+
+/// What a leg hears for `d` (its tapped audio, decoded).
+pub async fn hears(tap: &mut tokio::sync::mpsc::Receiver<pacer_media::AudioFrame>, d: Duration) -> Vec<i16> {
+    // Drop what queued up before: the test asks about now.
+    while tap.try_recv().is_ok() {}
+    let end = tokio::time::Instant::now() + d;
+    let mut out = Vec::new();
+    while let Ok(Some(f)) = tokio::time::timeout_at(end, tap.recv()).await {
+        out.extend_from_slice(&f.samples);
+    }
+    out
+}

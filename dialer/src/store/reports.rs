@@ -99,6 +99,8 @@ pub struct Cdr {
     pub talk_s: f64,
     pub wrap_s: f64,
     pub recording_path: Option<String>,
+    /// The agent's notes, or the system's (a transfer, a failure).
+    pub notes: Option<String>,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -208,7 +210,7 @@ impl Store {
     pub async fn cdrs(&self, q: &CdrQuery) -> Result<Vec<Cdr>, StoreError> {
         let mut sql = String::from(
             "SELECT id, lead_id, campaign_id, phone, call_id, trunk, started_at, answered_at, connected_at, ended_at, sip_status, \
-             q850_cause, outcome, answered_by, agent_id, disposition, CASE WHEN abandoned THEN 1 ELSE 0 END, talk_s, wrap_s, recording_path \
+             q850_cause, outcome, answered_by, agent_id, disposition, CASE WHEN abandoned THEN 1 ELSE 0 END, talk_s, wrap_s, recording_path, notes \
              FROM lead_attempts WHERE id > $1",
         );
         let mut n = 1;
@@ -272,6 +274,7 @@ impl Store {
                     talk_s: r.try_get(17)?,
                     wrap_s: r.try_get(18)?,
                     recording_path: r.try_get(19)?,
+                    notes: r.try_get(20)?,
                 })
             })
             .collect()
