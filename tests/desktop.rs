@@ -529,6 +529,8 @@ fn agent_previews_skips_and_dials_a_number_from_the_page() {
     assert!(r["after_skip"].as_str().unwrap().contains("no lead"), "{r}");
     assert_eq!(r["pop"]["phone"], "+12125550177", "{r}");
     assert_tone(&r["heard"], CUSTOMER_HZ, "the agent's page");
+    assert!(r["xfer_error"].as_str().unwrap().contains("no queue \"Nowhere\""), "{r}");
+    assert_tone(&r["heard_after_xfer"], CUSTOMER_HZ, "the agent's page after a refused transfer");
     sipp.assert_passed(Duration::from_secs(10));
     let a = f.attempt(Duration::from_secs(10));
     assert_eq!((a["phone"].as_str(), a["disposition"].as_str(), a["agent_id"].as_i64()), (Some("+12125550177"), Some("sale"), Some(f.agent_id)), "{a}");

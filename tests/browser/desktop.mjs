@@ -2,7 +2,7 @@
 // Usage: node desktop.mjs SCENARIO '{"base": "http://…", …}'
 // Scenarios: call (agent takes a call, both directions of audio, disposition),
 // close (the agent's page goes away mid-call), reload (it comes back mid-call),
-// supervise (a supervisor listens), own (preview, skip, manual dial).
+// supervise (a supervisor listens), own (preview, skip, manual dial, a refused transfer).
 // Prints one JSON line with what the pages showed and measured; progress goes to stderr.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -172,12 +172,19 @@ async function own() {
   await page.waitForTimeout(500);
   const heard = await measure(page, 'pacerDesk', [opts.customer_hz]);
   log('heard', JSON.stringify(heard));
+  // A transfer to a queue that does not exist: refused, the agent keeps the customer.
+  await page.selectOption('#xfer-kind', 'queue');
+  await page.fill('#xfer-target', 'Nowhere');
+  await page.click('#xfer');
+  await page.waitForFunction(() => document.getElementById('desk-error').textContent.includes('queue'), null, { timeout: 10000 });
+  const xfer_error = await page.evaluate(() => document.getElementById('desk-error').textContent);
+  const heard_after_xfer = await measure(page, 'pacerDesk', [opts.customer_hz]);
   await page.click('#hangup');
   await page.waitForFunction(() => window.pacerDesk.desk.ended, null, { timeout: 10000 });
   await page.selectOption('#dispo-code', 'sale');
   await page.click('#dispo-save');
   await page.waitForFunction(() => document.getElementById('dispo-done').textContent.startsWith('Saved'), null, { timeout: 15000 });
-  return { preview, after_skip, pop, heard };
+  return { preview, after_skip, pop, heard, xfer_error, heard_after_xfer };
 }
 
 async function supervise() {
