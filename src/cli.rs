@@ -253,6 +253,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     store.migrate().await.context("applying migrations")?;
                 }
                 let user = store.create_user(&username, role, &crate::auth::hash_password(password)).await.with_context(|| format!("--username {username}"));
+                if let Ok(u) = &user {
+                    cli_audit(&store, "user_add", &u.username, u.role.as_str()).await;
+                }
                 store.close().await;
                 user
             })?;
@@ -288,12 +291,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Who acts from this shell: `cli:` and the OS user.
+fn cli_actor() -> String {
+    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
+}
+
+/// An audit-log row for an action taken from this shell.
+async fn cli_audit(store: &Store, action: &str, target: &str, detail: &str) {
+    crate::auth::audit(store, pacer_dialer::store::AuditEvent { actor: &cli_actor(), action, target, detail, source: "cli" }).await;
+}
+
 /// Sets the kill switch from this shell; the row and the audit log name the OS user.
 async fn set_kill_switch(store: &Store, on: bool) -> Result<pacer_dialer::store::KillSwitch, pacer_dialer::store::StoreError> {
-    let by = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
-    let state = store.set_kill_switch(on, &by).await?;
-    let detail = if on { "on" } else { "off" };
-    crate::auth::audit(store, pacer_dialer::store::AuditEvent { actor: &by, action: "kill_switch", target: "dialer", detail, source: "cli" }).await;
+    let state = store.set_kill_switch(on, &cli_actor()).await?;
+    cli_audit(store, "kill_switch", "dialer", if on { "on" } else { "off" }).await;
     Ok(state)
 }
 
@@ -301,6 +312,7 @@ async fn token_command(store: &Store, action: TokenCommand) -> anyhow::Result<()
     match action {
         TokenCommand::Create { username, name, .. } => {
             let (record, token) = crate::api::access::issue_token(store, &username, &name).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            cli_audit(store, "token_create", &username, &format!("token {} {:?}", record.id, record.name)).await;
             let mut v = serde_json::to_value(&record)?;
             v["token"] = serde_json::Value::String(token);
             println!("{v}");
@@ -312,6 +324,9 @@ async fn token_command(store: &Store, action: TokenCommand) -> anyhow::Result<()
         }
         TokenCommand::Revoke { id, .. } => {
             let revoked = store.revoke_token(id).await.with_context(|| format!("token {id}"))?;
+            if revoked {
+                cli_audit(store, "token_revoke", &format!("token {id}"), "").await;
+            }
             println!("{}", serde_json::json!({"id": id, "revoked": true, "already_revoked": !revoked}));
         }
     }

@@ -271,5 +271,15 @@ fn token_create_list_revoke_and_the_token_opens_the_api_until_revoked() {
     assert_eq!(s, 401, "revoked at once, on the running server too");
     let (ok, _, err) = pacer(&["token", "revoke", "9999"], "");
     assert!(!ok && err.contains("9999"), "{err}");
+    // Each of these shell actions is in the audit log, under the OS user.
+    let (s, _, body) = common::http(addr, "GET", "/api/v1/audit", None);
+    assert_eq!(s, 200, "{body}");
+    let log: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let rows = log.as_array().or_else(|| log["items"].as_array()).expect("audit rows").clone();
+    for (action, target) in [("user_add", "mgr"), ("token_create", "mgr"), ("token_revoke", &*format!("token {id}"))] {
+        let row = rows.iter().find(|r| r["action"] == action).unwrap_or_else(|| panic!("no {action} in {body}"));
+        assert_eq!((row["target"].as_str(), row["source"].as_str()), (Some(target), Some("cli")), "{row}");
+        assert!(row["actor"].as_str().unwrap().starts_with("cli:"), "{row}");
+    }
     assert!(server.terminate(std::time::Duration::from_secs(20)).success());
 }
