@@ -24,6 +24,9 @@ use crate::http::{ApiError, AppState};
 
 /// The web session cookie.
 pub const SESSION_COOKIE: &str = "pacer_session";
+/// The agent desktop's session cookie (agents are not users: it opens their CTI socket
+/// and nothing of the API).
+pub const AGENT_SESSION_COOKIE: &str = "pacer_agent_session";
 /// The header that carries a session's CSRF token on unsafe requests.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -224,6 +227,86 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Response 
     }
     let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     ([(header::SET_COOKIE, clear)], StatusCode::NO_CONTENT).into_response()
+}
+
+/// `POST /login/agent`: a web session for an agent's desktop. The cookie then opens the
+/// agent's CTI socket without a `login` message, so the page keeps no password.
+pub async fn login_agent(State(st): State<AppState>, req: Request) -> Response {
+    let src = source(&req);
+    let body = match axum::body::to_bytes(req.into_body(), 64 * 1024).await {
+        Ok(b) => b,
+        Err(_) => return unauthenticated("the body is too large").into_response(),
+    };
+    let b: LoginBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid_body", message: e.to_string(), field: None, problems: Vec::new() }.into_response();
+        }
+    };
+    let key = format!("{src}/agent:{}", b.username);
+    if failures(&key, false) >= MAX_FAILURES {
+        let msg = format!("too many failed logins for {}; try again in a few minutes", b.username);
+        return ApiError { status: StatusCode::TOO_MANY_REQUESTS, code: "too_many_failures", message: msg, field: None, problems: Vec::new() }.into_response();
+    }
+    let actor = format!("agent:{}", b.username);
+    let agent = match st.store.agent_by_username(&b.username).await {
+        Ok(a) => a,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let Some(a) = agent.filter(|a| a.active && verify_password(&b.password, &a.password_hash)) else {
+        failures(&key, true);
+        audit(&st.store, AuditEvent { actor: &actor, action: "login_failed", target: "agent desktop", source: &src, ..Default::default() }).await;
+        return unauthenticated("wrong username or password").into_response();
+    };
+    let sid = new_secret("");
+    let hours = i64::from(st.config.auth.session_hours);
+    let expires_at = pacer_dialer::store::now_ms() + hours * 3_600_000;
+    if let Err(e) = st.store.create_agent_session(&sha256_hex(&sid), a.id, expires_at).await {
+        return ApiError::from(e).into_response();
+    }
+    audit(&st.store, AuditEvent { actor: &actor, action: "login", target: "agent desktop", source: &src, ..Default::default() }).await;
+    let secure = if st.config.auth.secure_cookies { "; Secure" } else { "" };
+    let set = format!("{AGENT_SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", hours * 3600);
+    ([(header::SET_COOKIE, set)], Json(serde_json::json!({"username": a.username, "name": a.name, "expires_at": expires_at}))).into_response()
+}
+
+/// `GET /login/agent`: the agent of this browser's session (so that a reloaded desktop
+/// comes back without the password), or 401.
+pub async fn agent_whoami(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    match session_agent(&st.store, &headers).await {
+        Some(a) => Json(serde_json::json!({"username": a.username, "name": a.name})).into_response(),
+        None => unauthenticated("no agent session: log in").into_response(),
+    }
+}
+
+/// `POST /logout/agent`: ends the agent desktop's session.
+pub async fn logout_agent(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(sid) = cookie(&headers, AGENT_SESSION_COOKIE) {
+        let _ = st.store.end_agent_session(&sha256_hex(sid)).await;
+    }
+    let clear = format!("{AGENT_SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    ([(header::SET_COOKIE, clear)], StatusCode::NO_CONTENT).into_response()
+}
+
+/// Whether a WebSocket upgrade may use its cookies: a browser always sends `Origin`, and
+/// a page of another site must not ride on this site's session (cross-site WebSocket
+/// hijacking; the cookies are SameSite=Strict as well).
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    origin.split_once("://").is_some_and(|(_, h)| h.eq_ignore_ascii_case(host))
+}
+
+/// The active agent whose desktop session cookie this request carries.
+pub async fn session_agent(store: &Store, headers: &HeaderMap) -> Option<pacer_dialer::store::Agent> {
+    let sid = cookie(headers, AGENT_SESSION_COOKIE).filter(|_| same_origin(headers))?;
+    store.agent_session(&sha256_hex(sid)).await.ok().flatten()
+}
+
+/// The user whose web session cookie this request carries (for the supervisor socket).
+pub async fn session_user(store: &Store, headers: &HeaderMap) -> Option<pacer_dialer::store::User> {
+    let sid = cookie(headers, SESSION_COOKIE).filter(|_| same_origin(headers))?;
+    store.session(&sha256_hex(sid)).await.ok().flatten().map(|(u, _)| u)
 }
 
 /// The PHC string of `password` with a fresh random salt.

@@ -61,6 +61,8 @@ pub fn router(state: AppState) -> Router {
         .route("/recordings/{id}", get(crate::recordings::get))
         .route("/login", axum::routing::post(crate::auth::login))
         .route("/logout", axum::routing::post(crate::auth::logout))
+        .route("/login/agent", axum::routing::post(crate::auth::login_agent).get(crate::auth::agent_whoami))
+        .route("/logout/agent", axum::routing::post(crate::auth::logout_agent))
         .merge(crate::api::router(&state))
         .merge(crate::web::router());
     if state.config.metrics.enabled {

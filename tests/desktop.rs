@@ -456,6 +456,7 @@ fn a_page_reloaded_mid_call_gets_the_screen_pop_and_the_audio_back() {
     let r = f.browser("reload", json!({}));
     assert_eq!(r["before"], r["after"], "the same screen pop after the reload: {r}");
     assert_eq!(r["after"]["state"], "On call", "{r}");
+    assert_eq!(r["login_shown"], false, "the web session brings the desktop back without the password: {r}");
     assert_tone(&r["heard_before"], CUSTOMER_HZ, "the agent's page");
     // The new softphone's leg took over the call's audio.
     assert_tone(&r["heard_after"], CUSTOMER_HZ, "the reloaded page");

@@ -1,10 +1,10 @@
-// The agent desktop: log in on the CTI socket, connect the softphone once (the persistent
+// The agent desktop: log in (a web session whose cookie opens the CTI socket), connect the softphone once (the persistent
 // media leg), go ready, take screen pops, control the call, disposition, see today's
 // figures. The server owns every state; this page shows what it is told.
 import { CtiSocket, Softphone, clock, el, loginForm, meterWidth, STATE_LABELS } from './cti.js';
 
 const $ = (id) => document.getElementById(id);
-const cti = new CtiSocket('/cti/agent');
+const cti = new CtiSocket('/cti/agent', { login: '/login/agent', check: '/login/agent', logout: '/logout/agent' });
 const phone = new Softphone(cti, $('remote-audio'));
 
 const desk = {
@@ -55,7 +55,7 @@ cti.on('closed', () => {
     cti.close();
     phone.wanted = false;
     phone.hangup();
-    location.reload();
+    cti.endSession().then(() => location.reload());
     return;
   }
   if (cti.wanted) $('link').textContent = 'connection lost, reconnecting…';

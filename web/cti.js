@@ -1,24 +1,60 @@
 // The CTI socket and the browser softphone, shared by the agent desktop and the supervisor
 // page. Every message is one JSON object with a `type`; docs/cti.md lists them all.
 
-/** A CTI WebSocket that logs in, dispatches messages by type and, once logged in, comes
- * back by itself after a network blip (the server keeps the agent's call and leg). */
+/** A CTI WebSocket on a web session: `login` opens the session over HTTPS (the server
+ * sets an HttpOnly cookie; the page keeps no password), then the socket, which the cookie
+ * logs in. Once logged in it comes back by itself after a network blip (the server keeps
+ * the agent's call and leg). `session` names the session's URLs: `login` (POST),
+ * `check` (GET: 200 while the session holds) and `logout` (POST). */
 export class CtiSocket extends EventTarget {
-  constructor(path) {
+  constructor(path, session) {
     super();
     this.path = path;
+    this.session = session;
     this.ws = null;
-    this.creds = null;
     this.wanted = false;
     this.retries = 0;
   }
 
-  /** Opens the socket and sends `login`; resolves with the server's first reply
-   * (`logged_in` or `supervisor_ready`), rejects with the server's reason. */
-  login(username, password) {
-    this.creds = { username, password };
+  /** Opens a session with these credentials, then the socket; resolves with the
+   * server's first reply (`logged_in` or `supervisor_ready`), rejects with its reason. */
+  async login(username, password) {
+    const r = await fetch(this.session.login, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username, password }),
+      credentials: 'same-origin',
+    });
+    if (!r.ok) {
+      let why = `cannot log in (${r.status})`;
+      try {
+        why = (await r.json()).message || why;
+      } catch {
+        // Not JSON: the status says enough.
+      }
+      throw new Error(why);
+    }
+    // A Secure cookie over plain HTTP (other than localhost) is dropped by the browser.
+    const kept = await fetch(this.session.check, { credentials: 'same-origin' }).catch(() => null);
+    if (!kept || !kept.ok) {
+      throw new Error('the browser did not keep the session cookie: serve Pacer over HTTPS (http.tls_cert), or set auth.secure_cookies = false on a trusted network');
+    }
     this.wanted = true;
     return this.#open(false);
+  }
+
+  /** The session of an earlier visit (a reloaded page): resolves with the server's first
+   * reply, or null when there is no session. */
+  async resume() {
+    const r = await fetch(this.session.check, { credentials: 'same-origin' }).catch(() => null);
+    if (!r || !r.ok) return null;
+    this.wanted = true;
+    return this.#open(false);
+  }
+
+  /** Ends the web session (logging out). */
+  async endSession() {
+    await fetch(this.session.logout, { method: 'POST', credentials: 'same-origin' }).catch(() => {});
   }
 
   /** Calls `fn(msg)` for every message of `type` ('*' for all, 'closed' and
@@ -68,7 +104,7 @@ export class CtiSocket extends EventTarget {
       const ws = new WebSocket(scheme + location.host + this.path);
       this.ws = ws;
       let settled = false;
-      ws.onopen = () => ws.send(JSON.stringify({ type: 'login', ...this.creds }));
+      // The session cookie logs the socket in: nothing to send first.
       ws.onmessage = (ev) => {
         let msg;
         try {
@@ -81,6 +117,8 @@ export class CtiSocket extends EventTarget {
           if (msg.type === 'error') {
             this.wanted = false;
             reject(new Error(msg.message));
+            // Coming back after the session ended (expired, or logged out elsewhere).
+            if (again) this.#emit('session_lost', msg);
             return;
           }
           this.retries = 0;
@@ -285,20 +323,27 @@ export class Softphone extends EventTarget {
  * #login-error) to `cti.login`; `onLoggedIn(reply)` runs once the server accepts. */
 export function loginForm(cti, onLoggedIn) {
   const $ = (id) => document.getElementById(id);
+  const enter = (hello) => {
+    $('login').classList.add('hidden');
+    onLoggedIn(hello);
+  };
   $('login').addEventListener('submit', async (e) => {
     e.preventDefault();
     $('login-error').textContent = '';
     $('login-go').disabled = true;
     try {
-      const hello = await cti.login($('login-user').value.trim(), $('login-pass').value);
-      $('login').classList.add('hidden');
-      onLoggedIn(hello);
+      enter(await cti.login($('login-user').value.trim(), $('login-pass').value));
+      $('login-pass').value = '';
     } catch (err) {
       $('login-error').textContent = err.message;
     } finally {
       $('login-go').disabled = false;
     }
   });
+  // A reloaded page comes back on its session, without the password.
+  cti.resume().then((hello) => hello && enter(hello)).catch(() => {});
+  // The session ended while the page was open: back to the form.
+  cti.on('session_lost', () => location.reload());
 }
 
 /** A level meter's width for an RMS level (0..1), on a rough loudness scale. */

@@ -3,7 +3,7 @@
 import { CtiSocket, Softphone, clock, el, loginForm, meterWidth, STATE_LABELS } from './cti.js';
 
 const $ = (id) => document.getElementById(id);
-const cti = new CtiSocket('/cti/supervisor');
+const cti = new CtiSocket('/cti/supervisor', { login: '/login', check: '/api/v1/me', logout: '/logout' });
 const phone = new Softphone(cti, $('remote-audio'));
 
 const floor = { agents: new Map(), campaigns: [], listening: null, mode: null };
@@ -17,6 +17,14 @@ loginForm(cti, (hello) => {
   $('floor').classList.remove('hidden');
   $('who').textContent = `${hello.username} (${hello.role})`;
   render();
+});
+
+$('logout').addEventListener('click', async () => {
+  cti.close();
+  phone.wanted = false;
+  phone.hangup();
+  await cti.endSession();
+  location.reload();
 });
 
 cti.on('closed', () => {

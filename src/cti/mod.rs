@@ -52,12 +52,14 @@ pub struct Cti {
     pub centre_zone: chrono_tz::Tz,
 }
 
-/// `GET /cti/agent`: an agent desktop's socket.
-pub async fn agent_socket(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+/// `GET /cti/agent`: an agent desktop's socket. With the agent's session cookie (from
+/// `POST /login/agent`) it is logged in at once; otherwise its first message logs in.
+pub async fn agent_socket(State(state): State<AppState>, headers: axum::http::HeaderMap, ws: WebSocketUpgrade) -> Response {
     let cti = state.cti.clone();
+    let by_session = crate::auth::session_agent(&state.store, &headers).await;
     ws.on_upgrade(move |socket| async move {
         match cti {
-            Some(cti) => agent_session(cti, socket).await,
+            Some(cti) => agent_session(cti, socket, by_session).await,
             None => refuse(socket, "this server runs no dialer (no CTI)").await,
         }
     })
@@ -111,8 +113,12 @@ async fn login(cti: &Cti, socket: &mut WebSocket) -> Result<pacer_dialer::store:
     }
 }
 
-async fn agent_session(cti: Arc<Cti>, mut socket: WebSocket) {
-    let agent = match login(&cti, &mut socket).await {
+async fn agent_session(cti: Arc<Cti>, mut socket: WebSocket, by_session: Option<pacer_dialer::store::Agent>) {
+    let logged_in = match by_session {
+        Some(a) => Ok(a),
+        None => login(&cti, &mut socket).await,
+    };
+    let agent = match logged_in {
         Ok(a) => a,
         Err(why) => {
             let _ = socket.send(text(&error("login_failed", why))).await;

@@ -270,6 +270,35 @@ mod tests {
         assert_eq!(fill_script("Hi {{name}}, your {{ plan }} plan owes {{balance}}{{missing}}.", &lead), "Hi Ann, your Gold plan owes 12.5.");
         assert_eq!(fill_script("broken {{name", &lead), "broken {{name");
     }
+
+    /// The CTI fuzz target's checked-in seeds (fuzz/corpus/cti_message) through the same
+    /// functions, on stable, in every test run.
+    #[test]
+    fn fuzz_seeds_parse_or_fail_cleanly() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/cti_message");
+        let lead = LeadInfo { id: 1, phone: "+12125550101".into(), name: "Ann".into(), time_zone: None, fields: serde_json::json!({"plan": "Gold", "note": "{{name}}"}) };
+        let mut seen = 0;
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let name = e.file_name().to_string_lossy().to_string();
+            let agent = parse(&text);
+            let sup = serde_json::from_str::<SupervisorMsg>(&text);
+            match name.as_str() {
+                "bad_type.json" => assert!(agent.unwrap_err().contains("invalid type"), "{name}"),
+                "listen.json" => assert!(sup.is_ok() && agent.is_err(), "{name}"),
+                "login.json" => assert!(agent.is_ok() && sup.is_ok(), "{name}"),
+                n if n.ends_with(".json") => assert!(agent.is_ok(), "{name}: {agent:?}"),
+                _ => {
+                    let filled = fill_script(&text, &lead);
+                    assert!(!filled.contains("{{plan}}") && !filled.contains("{{ plan }}"), "{name}: {filled}");
+                }
+            }
+            seen += 1;
+        }
+        assert!(seen >= 5, "seeds in {}", dir.display());
+        // A field whose value looks like a placeholder is shown as it is, not filled again.
+        assert_eq!(fill_script("{{note}}", &lead), "{{name}}");
+    }
 }
 
 #[cfg(test)]

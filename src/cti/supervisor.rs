@@ -21,11 +21,14 @@ use crate::acd::{AgentEvent, reason_code};
 use crate::http::AppState;
 
 /// `GET /cti/supervisor`.
-pub async fn supervisor_socket(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+/// With a supervisor's (or higher) web session cookie it is logged in at once; otherwise
+/// its first message logs in.
+pub async fn supervisor_socket(State(state): State<AppState>, headers: axum::http::HeaderMap, ws: WebSocketUpgrade) -> Response {
     let cti = state.cti.clone();
+    let by_session = crate::auth::session_user(&state.store, &headers).await;
     ws.on_upgrade(move |socket| async move {
         match cti {
-            Some(cti) => session(cti, socket).await,
+            Some(cti) => session(cti, socket, by_session).await,
             None => super::refuse(socket, "this server runs no dialer (no CTI)").await,
         }
     })
@@ -47,8 +50,13 @@ async fn login(cti: &Cti, socket: &mut WebSocket) -> Result<pacer_dialer::store:
     r
 }
 
-async fn session(cti: Arc<Cti>, mut socket: WebSocket) {
-    let user = match login(&cti, &mut socket).await {
+async fn session(cti: Arc<Cti>, mut socket: WebSocket, by_session: Option<pacer_dialer::store::User>) {
+    let logged_in = match by_session {
+        Some(u) if u.role >= Role::Supervisor => Ok(u),
+        Some(u) => Err(format!("{} is a {}, not a supervisor", u.username, u.role.as_str())),
+        None => login(&cti, &mut socket).await,
+    };
+    let user = match logged_in {
         Ok(u) => u,
         Err(why) => {
             let _ = socket.send(text(&error("login_failed", why))).await;

@@ -127,9 +127,9 @@ async function reload() {
   const heard_before = await measure(page, 'pacerDesk', [opts.customer_hz]);
   log('reloading the page mid-call');
   await page.reload();
-  await page.fill('#login-user', opts.agent);
-  await page.fill('#login-pass', opts.agent_password);
-  await page.click('#login-go');
+  // The web session brings the desktop back without the password.
+  await page.waitForSelector('#desk:not(.hidden)', { timeout: 10000 });
+  const login_shown = await page.evaluate(() => !document.getElementById("login").classList.contains("hidden"));
   const after = await screenPop(page);
   await page.click('#phone');
   await page.waitForFunction(() => document.getElementById('phone-state').textContent === 'softphone connected', null, { timeout: 20000 });
@@ -141,7 +141,7 @@ async function reload() {
   await page.selectOption('#dispo-code', 'sale');
   await page.click('#dispo-save');
   await page.waitForFunction(() => document.getElementById('dispo-done').textContent.startsWith('Saved'), null, { timeout: 15000 });
-  return { before, after, heard_before, heard_after };
+  return { before, after, heard_before, heard_after, login_shown };
 }
 
 /** The agent places calls: previews the campaign's lead and skips it, then dials a

@@ -151,6 +151,38 @@ impl Store {
         row.as_ref().map(decode).transpose()
     }
 
+    /// Opens an agent desktop's web session (by the hash of its cookie value) until
+    /// `expires_at`; expired ones are swept.
+    pub async fn create_agent_session(&self, id_hash: &str, agent_id: i64, expires_at: i64) -> Result<(), StoreError> {
+        let now = now_ms();
+        sqlx::query("DELETE FROM agent_sessions WHERE expires_at < $1").bind(now).execute(self.pool()).await?;
+        sqlx::query("INSERT INTO agent_sessions (id_hash, agent_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(id_hash)
+            .bind(agent_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The active agent of a session that has not expired.
+    pub async fn agent_session(&self, id_hash: &str) -> Result<Option<Agent>, StoreError> {
+        let agent_id: Option<i64> = sqlx::query_scalar("SELECT agent_id FROM agent_sessions WHERE id_hash = $1 AND expires_at > $2")
+            .bind(id_hash)
+            .bind(now_ms())
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(id) = agent_id else { return Ok(None) };
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM agents WHERE id = $1"))).bind(id).fetch_optional(self.pool()).await?;
+        Ok(row.as_ref().map(decode).transpose()?.filter(|a| a.active))
+    }
+
+    pub async fn end_agent_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM agent_sessions WHERE id_hash = $1").bind(id_hash).execute(self.pool()).await?;
+        Ok(())
+    }
+
     pub async fn agents(&self) -> Result<Vec<Agent>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM agents ORDER BY id"))).fetch_all(self.pool()).await?;
         rows.iter().map(decode).collect()

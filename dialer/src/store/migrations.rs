@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "list filters, lockout index", include_str!("../../migrations/0005_filters_lockout.sql")),
     (6, "api tokens, web sessions, audit log", include_str!("../../migrations/0006_access.sql")),
     (7, "kill switch, blocked outcome", include_str!("../../migrations/0007_kill_switch.sql")),
+    (8, "agent web sessions, callbacks by lead", include_str!("../../migrations/0008_agent_sessions.sql")),
 ];
 
 fn render(sql: &str, backend: Backend) -> String {
