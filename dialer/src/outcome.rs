@@ -98,24 +98,23 @@ impl Store {
         // The campaign is read before the write transaction: reading it inside would need a
         // second pooled connection while this one holds the write lock, and concurrent
         // outcomes would then exhaust the pool waiting on each other.
-        let campaign_id: i64 = sqlx::query_scalar("SELECT campaign_id FROM leads WHERE id = $1")
-            .bind(o.lead_id)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or(StoreError::NotFound { what: "lead", id: o.lead_id.to_string() })?;
-        let campaign = self.campaign(campaign_id).await?;
+        let campaign = self.campaign_of_lead(o.lead_id).await?;
         // The system outcome "abandoned" is an abandoned call whether or not the flag was set.
         let abandoned = o.abandoned || o.outcome == "abandoned";
         let mut tx = self.begin_write().await?;
         let lock = if self.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1{lock}")))
-            .bind(o.lead_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound { what: "lead", id: o.lead_id.to_string() })?;
+        // Round trips are what a write costs: the lead comes with whether it has an open
+        // callback (closed below only then).
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {LEAD_COLUMNS}, (SELECT COUNT(*) FROM callbacks WHERE lead_id = leads.id AND done_at IS NULL) FROM leads WHERE id = $1{lock}"
+        )))
+        .bind(o.lead_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound { what: "lead", id: o.lead_id.to_string() })?;
         let lead = decode_lead(&row)?;
-        let flags = disposition_flags(&mut *tx, &code).await?;
-        let _ = disposition_flags(&mut *tx, &o.outcome).await?;
+        let open_callbacks: i64 = row.try_get(row.len() - 1)?;
+        let flags = disposition_flags(&mut *tx, &code, &o.outcome).await?;
         let rules = &campaign.settings.retry;
 
         let attempt_id: i64 = sqlx::query_scalar(
@@ -146,22 +145,34 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
 
-        // History after this attempt: start times, same-disposition count, numbers left.
-        let rows = sqlx::query("SELECT started_at, phone, COALESCE(disposition, outcome) FROM lead_attempts WHERE lead_id = $1")
-            .bind(lead.id)
-            .fetch_all(&mut *tx)
-            .await?;
+        // History after this attempt (start times, same-disposition count, numbers left)
+        // and which of the lead's numbers are on a DNC list, in one query.
+        let numbers: Vec<String> = std::iter::once(lead.phone.clone()).chain(lead.alt_phones.iter().cloned()).collect();
+        let numbers = &numbers[..numbers.len().min(900)];
+        let sql = format!(
+            "SELECT 0, started_at, phone, COALESCE(disposition, outcome) FROM lead_attempts WHERE lead_id = $1 \
+             UNION ALL SELECT 1, 0, phone, '' FROM dnc WHERE campaign_id IN (0, $2) AND phone IN ({})",
+            crate::store::bind_marks(self.backend(), 3, numbers.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(lead.id).bind(lead.campaign_id);
+        for n in numbers {
+            q = q.bind(n.clone());
+        }
+        let rows = q.fetch_all(&mut *tx).await?;
         let mut h = History::default();
         let mut per_number: std::collections::HashMap<String, u32> = Default::default();
+        let mut blocked = std::collections::HashSet::new();
         for r in &rows {
-            h.started.push(r.try_get(0)?);
-            *per_number.entry(r.try_get(1)?).or_default() += 1;
-            if r.try_get::<String, _>(2)? == code {
+            if r.try_get::<i64, _>(0)? == 1 {
+                blocked.insert(r.try_get::<String, _>(2)?);
+                continue;
+            }
+            h.started.push(r.try_get(1)?);
+            *per_number.entry(r.try_get(2)?).or_default() += 1;
+            if r.try_get::<String, _>(3)? == code {
                 h.same_disposition += 1;
             }
         }
-        let numbers: Vec<String> = std::iter::once(lead.phone.clone()).chain(lead.alt_phones.iter().cloned()).collect();
-        let blocked = crate::hopper::blocked_numbers(&mut *tx, lead.campaign_id, &numbers).await?;
         h.numbers_left = numbers.iter().any(|n| !blocked.contains(n) && per_number.get(n).copied().unwrap_or(0) < rules.max_attempts_per_number);
 
         let zone = lead.time_zone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(fallback_zone);
@@ -211,11 +222,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             // The callback this call served (if any) is done; a new one may replace it.
-            sqlx::query("UPDATE callbacks SET done_at = $1 WHERE lead_id = $2 AND done_at IS NULL")
-                .bind(now)
-                .bind(lead.id)
-                .execute(&mut *tx)
-                .await?;
+            if open_callbacks > 0 {
+                sqlx::query("UPDATE callbacks SET done_at = $1 WHERE lead_id = $2 AND done_at IS NULL")
+                    .bind(now)
+                    .bind(lead.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if let (Decision::Callback { at }, Some(cb)) = (decision, &o.callback) {
                 sqlx::query("INSERT INTO callbacks (lead_id, campaign_id, agent_id, due_at, notes, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
                     .bind(lead.id)
@@ -234,16 +247,20 @@ impl Store {
 
 }
 
-/// Flags of a disposition code; unknown codes are refused (they would break the CDR).
-async fn disposition_flags(conn: &mut sqlx::AnyConnection, code: &str) -> Result<DispositionFlags, StoreError> {
-    let row = sqlx::query(
-        "SELECT CASE WHEN human_contact THEN 1 ELSE 0 END, CASE WHEN sale THEN 1 ELSE 0 END, \
-         CASE WHEN callback THEN 1 ELSE 0 END, CASE WHEN dnc THEN 1 ELSE 0 END FROM dispositions WHERE code = $1",
+/// Flags of the disposition `code`; it and the system `outcome` must both exist (an
+/// unknown code would break the CDR). One query for both.
+async fn disposition_flags(conn: &mut sqlx::AnyConnection, code: &str, outcome: &str) -> Result<DispositionFlags, StoreError> {
+    let rows = sqlx::query(
+        "SELECT code, CASE WHEN human_contact THEN 1 ELSE 0 END, CASE WHEN sale THEN 1 ELSE 0 END, \
+         CASE WHEN callback THEN 1 ELSE 0 END, CASE WHEN dnc THEN 1 ELSE 0 END FROM dispositions WHERE code IN ($1, $2)",
     )
     .bind(code)
-    .fetch_optional(conn)
-    .await?
-    .ok_or_else(|| StoreError::Invalid(format!("disposition {code:?} does not exist")))?;
+    .bind(outcome)
+    .fetch_all(conn)
+    .await?;
+    let find = |c: &str| rows.iter().find(|r| r.try_get::<String, _>(0).is_ok_and(|x| x == c)).ok_or_else(|| StoreError::Invalid(format!("disposition {c:?} does not exist")));
+    find(outcome)?;
+    let row = find(code)?;
     let b = |i: usize| -> Result<bool, StoreError> { Ok(row.try_get::<i64, _>(i)? != 0) };
-    Ok(DispositionFlags { code: code.to_string(), human_contact: b(0)?, sale: b(1)?, callback: b(2)?, dnc: b(3)? })
+    Ok(DispositionFlags { code: code.to_string(), human_contact: b(1)?, sale: b(2)?, callback: b(3)?, dnc: b(4)? })
 }
