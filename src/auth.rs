@@ -180,24 +180,27 @@ fn failures(key: &str, add: bool) -> u32 {
     m.get(key).map_or(0, |e| e.0)
 }
 
-/// `POST /login`: a web session for a user (not an agent: agents log in on their socket).
-pub async fn login(State(st): State<AppState>, req: Request) -> Response {
+/// A login request's client address, credentials and lockout key (`kind` keeps users' and
+/// agents' failures apart); refused when the body is bad or the key is locked out.
+async fn login_request(req: Request, kind: &str) -> Result<(String, LoginBody, String), Response> {
     let src = source(&req);
-    let body = match axum::body::to_bytes(req.into_body(), 64 * 1024).await {
-        Ok(b) => b,
-        Err(_) => return unauthenticated("the body is too large").into_response(),
-    };
-    let b: LoginBody = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => {
-            return ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid_body", message: e.to_string(), field: None, problems: Vec::new() }.into_response();
-        }
-    };
-    let key = format!("{src}/{}", b.username);
+    let body = axum::body::to_bytes(req.into_body(), 64 * 1024).await.map_err(|_| unauthenticated("the body is too large").into_response())?;
+    let b: LoginBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid_body", message: e.to_string(), field: None, problems: Vec::new() }.into_response())?;
+    let key = format!("{src}/{kind}{}", b.username);
     if failures(&key, false) >= MAX_FAILURES {
         let msg = format!("too many failed logins for {}; try again in a few minutes", b.username);
-        return ApiError { status: StatusCode::TOO_MANY_REQUESTS, code: "too_many_failures", message: msg, field: None, problems: Vec::new() }.into_response();
+        return Err(ApiError { status: StatusCode::TOO_MANY_REQUESTS, code: "too_many_failures", message: msg, field: None, problems: Vec::new() }.into_response());
     }
+    Ok((src, b, key))
+}
+
+/// `POST /login`: a web session for a user (agents use `POST /login/agent`).
+pub async fn login(State(st): State<AppState>, req: Request) -> Response {
+    let (src, b, key) = match login_request(req, "").await {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
     let user = match st.store.user_by_username(&b.username).await {
         Ok(u) => u,
         Err(e) => return ApiError::from(e).into_response(),
@@ -232,22 +235,10 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Response 
 /// `POST /login/agent`: a web session for an agent's desktop. The cookie then opens the
 /// agent's CTI socket without a `login` message, so the page keeps no password.
 pub async fn login_agent(State(st): State<AppState>, req: Request) -> Response {
-    let src = source(&req);
-    let body = match axum::body::to_bytes(req.into_body(), 64 * 1024).await {
-        Ok(b) => b,
-        Err(_) => return unauthenticated("the body is too large").into_response(),
+    let (src, b, key) = match login_request(req, "agent:").await {
+        Ok(r) => r,
+        Err(refused) => return refused,
     };
-    let b: LoginBody = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => {
-            return ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid_body", message: e.to_string(), field: None, problems: Vec::new() }.into_response();
-        }
-    };
-    let key = format!("{src}/agent:{}", b.username);
-    if failures(&key, false) >= MAX_FAILURES {
-        let msg = format!("too many failed logins for {}; try again in a few minutes", b.username);
-        return ApiError { status: StatusCode::TOO_MANY_REQUESTS, code: "too_many_failures", message: msg, field: None, problems: Vec::new() }.into_response();
-    }
     let actor = format!("agent:{}", b.username);
     let agent = match st.store.agent_by_username(&b.username).await {
         Ok(a) => a,

@@ -6,10 +6,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Pacer, expect, free_port, http, in_ci, next_of, send};
+use common::{Pacer, carrier_config, expect, http, in_ci, next_of, send, sipp_carrier};
 use serde_json::{Value, json};
 
 const SIPP: &str = "/usr/bin/sipp";
@@ -25,26 +24,8 @@ fn an_agent_previews_skips_dials_and_dials_by_hand() {
     // The customer's side: 10 s of µ-law tone, answered calls last 2 s.
     let tone: Vec<u8> = (0..80_000).map(|i| pacer_media::Codec::Pcmu.encode(((i as f64 * 0.47).sin() * 8000.0) as i16)).collect();
     std::fs::write(dir.path().join("tone.ulaw"), tone).unwrap();
-    let carrier_port = free_port();
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/carrier_tone_bye.xml");
-    let mut sipp = Command::new(SIPP)
-        .arg("-sf")
-        .arg(&scenario)
-        .args(["-i", "127.0.0.1", "-p", &carrier_port.to_string(), "-mp", &free_port().to_string(), "-d", "2000"])
-        .args(["-m", "2", "-nostdin", "-timeout", "120s", "-timeout_error"])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-
-    let cfg = format!(
-        "[http]\nlisten = \"127.0.0.1:0\"\n[sip]\nlisten_udp = \"127.0.0.1:{}\"\n[media]\nrtp_port_min = 47000\nrtp_port_max = 47998\n\
-         [dialer]\nlegal_window_start = \"00:00\"\nlegal_window_end = \"24:00\"\n\
-         [[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {carrier_port}\noptions_interval_s = 0\n",
-        free_port()
-    );
+    let (mut sipp, carrier_port) = sipp_carrier(dir.path(), "carrier_tone_bye.xml", 2, &["-d", "2000"]);
+    let cfg = carrier_config(carrier_port, 47000);
     std::fs::write(dir.path().join("pacer.toml"), cfg).unwrap();
     let mut pacer = Pacer::start(dir.path(), &["serve", "--config", "pacer.toml"], &[]);
     let addr = pacer.http_addr();

@@ -9,10 +9,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{PACER, Pacer, expect, expect_error, free_port, http, in_ci, send};
+use common::{PACER, Pacer, carrier_config, expect, expect_error, http, in_ci, send, sipp_carrier};
 use serde_json::{Value, json};
 
 const SIPP: &str = "/usr/bin/sipp";
@@ -43,27 +43,9 @@ fn blocked_numbers_are_never_dialled_and_the_kill_switch_holds_across_processes(
     let dir = tempfile::tempdir().unwrap();
     let tone: Vec<u8> = (0..80_000).map(|i| pacer_media::Codec::Pcmu.encode(((i as f64 * 0.47).sin() * 8000.0) as i16)).collect();
     std::fs::write(dir.path().join("tone.ulaw"), tone).unwrap();
-    let carrier_port = free_port();
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/carrier_tone_bye.xml");
     // One call (the good number), every message it receives in its log.
-    let mut sipp = Command::new(SIPP)
-        .arg("-sf")
-        .arg(&scenario)
-        .args(["-i", "127.0.0.1", "-p", &carrier_port.to_string(), "-mp", &free_port().to_string(), "-d", "2000"])
-        .args(["-m", "1", "-nostdin", "-timeout", "120s", "-timeout_error", "-trace_msg", "-message_file", "messages.log"])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-
-    let cfg = format!(
-        "[http]\nlisten = \"127.0.0.1:0\"\n[sip]\nlisten_udp = \"127.0.0.1:{}\"\n[media]\nrtp_port_min = 45000\nrtp_port_max = 45998\n\
-         [dialer]\nlegal_window_start = \"00:00\"\nlegal_window_end = \"24:00\"\n\
-         [[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {carrier_port}\noptions_interval_s = 0\n",
-        free_port()
-    );
+    let (mut sipp, carrier_port) = sipp_carrier(dir.path(), "carrier_tone_bye.xml", 1, &["-d", "2000", "-trace_msg", "-message_file", "messages.log"]);
+    let cfg = carrier_config(carrier_port, 45000);
     std::fs::write(dir.path().join("pacer.toml"), cfg).unwrap();
     // Engaged before the server exists: it must start stopped.
     let on = kill(dir.path(), "on");

@@ -9,10 +9,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Pacer, agent_desk, free_port, expect, expect_error, hears, http, in_ci, send, tone_power, ulaw_tone};
+use common::{Pacer, agent_desk, carrier_config, expect, expect_error, hears, http, in_ci, send, sipp_carrier, tone_power, ulaw_tone};
 use serde_json::{Value, json};
 
 const SIPP: &str = "/usr/bin/sipp";
@@ -44,27 +43,9 @@ fn calls_go_to_a_queue_then_to_a_number() {
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tone.ulaw"), ulaw_tone(TONE_HZ, 10.0)).unwrap();
-    let carrier_port = free_port();
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/carrier_either_bye.xml");
     // Two calls: the customer, then the number the customer is transferred to.
-    let mut sipp = Command::new(SIPP)
-        .arg("-sf")
-        .arg(&scenario)
-        .args(["-i", "127.0.0.1", "-p", &carrier_port.to_string(), "-mp", &free_port().to_string()])
-        .args(["-m", "2", "-nostdin", "-timeout", "120s", "-timeout_error", "-trace_msg"])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-
-    let cfg = format!(
-        "[http]\nlisten = \"127.0.0.1:0\"\n[sip]\nlisten_udp = \"127.0.0.1:{}\"\n[media]\nrtp_port_min = 45000\nrtp_port_max = 45998\n\
-         [dialer]\nlegal_window_start = \"00:00\"\nlegal_window_end = \"24:00\"\n\
-         [[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {carrier_port}\noptions_interval_s = 0\n",
-        free_port()
-    );
+    let (mut sipp, carrier_port) = sipp_carrier(dir.path(), "carrier_either_bye.xml", 2, &["-trace_msg"]);
+    let cfg = carrier_config(carrier_port, 45000);
     std::fs::write(dir.path().join("pacer.toml"), cfg).unwrap();
     let mut pacer = Pacer::start(dir.path(), &["serve", "--config", "pacer.toml"], &[]);
     let addr = pacer.http_addr();

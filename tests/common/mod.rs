@@ -145,6 +145,38 @@ pub fn http_with(addr: SocketAddr, method: &str, path: &str, body: Option<&str>,
     (status, head, body)
 }
 
+/// SIPp as the carrier: `scenario` (a file of tests/sipp/) run in `dir` on a free local
+/// port for `calls` calls (failing after 120 s), with `extra` SIPp arguments. Returns the
+/// process and its SIP port.
+pub fn sipp_carrier(dir: &Path, scenario: &str, calls: u32, extra: &[&str]) -> (Child, u16) {
+    let port = free_port();
+    let child = Command::new("/usr/bin/sipp")
+        .arg("-sf")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(scenario))
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &free_port().to_string()])
+        .args(["-m", &calls.to_string(), "-nostdin", "-timeout", "120s", "-timeout_error"])
+        .args(extra)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sipp");
+    (child, port)
+}
+
+/// A `pacer serve` configuration: HTTP and SIP on loopback, RTP ports from `rtp_min` (999 of
+/// them), calls allowed at any hour, and one trunk `carrier` at `carrier_port`.
+pub fn carrier_config(carrier_port: u16, rtp_min: u16) -> String {
+    format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\n[sip]\nlisten_udp = \"127.0.0.1:{}\"\n[media]\nrtp_port_min = {rtp_min}\nrtp_port_max = {}\n\
+         [dialer]\nlegal_window_start = \"00:00\"\nlegal_window_end = \"24:00\"\n\
+         [[trunks]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {carrier_port}\noptions_interval_s = 0\n",
+        free_port(),
+        rtp_min + 998
+    )
+}
+
 /// A free local port (UDP; the same number is nearly always free for TCP too).
 pub fn free_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
