@@ -326,6 +326,7 @@ pub async fn import_csv<R: Read + Send + 'static>(store: &Store, list_id: i64, i
         let _ = ticket_tx.try_send(());
     }
     let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Chunk>(workers);
+    let runtime = tokio::runtime::Handle::current();
     let reader = {
         let tx = tx.clone();
         tokio::task::spawn_blocking(move || {
@@ -336,21 +337,18 @@ pub async fn import_csv<R: Read + Send + 'static>(store: &Store, list_id: i64, i
                     return;
                 }
             };
+            // The checkers come from Tokio's blocking pool, which keeps idle threads for
+            // a while: many small imports (API uploads) reuse threads instead of creating
+            // new ones each. They end when the chunks do, and their last batch closes the
+            // channel that the writer below waits on.
             let work_rx = std::sync::Arc::new(std::sync::Mutex::new(work_rx));
-            let pool: Vec<_> = (0..workers)
-                .map(|_| {
-                    let (parser, work_rx, tx) = (parser.clone(), work_rx.clone(), tx.clone());
-                    std::thread::spawn(move || parse_chunks(&parser, &work_rx, &tx))
-                })
-                .collect();
+            for _ in 0..workers {
+                let (parser, work_rx, tx) = (parser.clone(), work_rx.clone(), tx.clone());
+                runtime.spawn_blocking(move || parse_chunks(&parser, &work_rx, &tx));
+            }
             drop(work_rx);
             if let Err(e) = read_records(&mut csv, &work_tx, &ticket_rx) {
                 let _ = tx.blocking_send(Err(e));
-            }
-            drop(work_tx);
-            drop(tx);
-            for t in pool {
-                let _ = t.join();
             }
         })
     };
