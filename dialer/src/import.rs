@@ -377,7 +377,28 @@ pub async fn import_csv<R: Read + Send + 'static>(store: &Store, list_id: i64, i
     drop(rx);
     drop(ticket_tx);
     let _ = reader.await;
+    if report.imported >= ANALYZE_AFTER {
+        refresh_statistics(store).await;
+    }
     result.map(|_| report)
+}
+
+/// Rows after which an import refreshes the planner's statistics (PostgreSQL).
+const ANALYZE_AFTER: u64 = 1000;
+
+/// A large import changes what the leads table holds (thousands of new leads where the
+/// statistics may say there are none, after an earlier list was dialled through). Until
+/// autovacuum notices, PostgreSQL can plan the hopper's claim of new leads as "read them
+/// all and sort": measured, 14 ms per claim instead of 0.1 ms, a third of the claim rate.
+/// `ANALYZE` samples the table (a fraction of a second on a million leads). A failure only
+/// costs speed, so it is logged, not returned.
+async fn refresh_statistics(store: &Store) {
+    if store.backend() != crate::store::Backend::Postgres {
+        return;
+    }
+    if let Err(e) = sqlx::query("ANALYZE leads").execute(store.pool()).await {
+        tracing::warn!(error = %e, "ANALYZE after the import failed; claims may be slow until autovacuum runs");
+    }
 }
 
 /// `now` is the import's start, the same for every batch: the statement's text (which holds

@@ -105,3 +105,25 @@ async fn whole_file_problems_are_errors() {
     assert_eq!(r.rejected[0].line, 1702);
     db.cleanup().await;
 }
+
+/// A large import refreshes PostgreSQL's statistics, so that the hopper's claims of the new
+/// leads are planned for what the table now holds (not read-all-and-sort).
+#[tokio::test]
+async fn a_large_import_refreshes_the_planner_statistics_on_postgres() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let s = &db.store;
+    let c = campaign(s, "Big").await;
+    let list = s.create_list(c, "L", 0).await.unwrap();
+    let analyzed = || async {
+        sqlx::query_scalar::<_, i64>("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'leads'").fetch_one(s.pool()).await.unwrap()
+    };
+    let before = analyzed().await;
+    let mut csv = String::from("phone,name\n");
+    for i in 0..1200 {
+        csv.push_str(&format!("+1 415 {:03} {:04},Lead {i}\n", 202 + i / 1000, i % 1000));
+    }
+    let report = import_csv(s, list.id, std::io::Cursor::new(csv.into_bytes()), opts()).await.unwrap();
+    assert_eq!(report.imported, 1200, "{report:?}");
+    assert_eq!(analyzed().await, before + 1, "ANALYZE ran once after the import");
+    db.cleanup().await;
+}
