@@ -45,12 +45,27 @@ pub struct Sipp {
 impl Sipp {
     /// Starts SIPp with `scenario` listening on a fresh port, for `calls` calls, with extra
     /// arguments (e.g. a remote address for a UAC) and waits until it has bound its port.
+    ///
+    /// A port found free can be taken by a parallel test before SIPp binds it (SIPp then
+    /// exits with errno 98): the start is retried on another fresh port, a few times.
     pub fn start(scenario_file: &str, calls: u32, extra: &[&str]) -> Sipp {
-        Self::start_on(free_port(), scenario_file, calls, extra)
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::try_start_on(free_port(), scenario_file, calls, extra) {
+                Ok(sipp) => return sipp,
+                Err(e) if e.contains("errno = 98") => last = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("{last} (five fresh ports were taken)");
     }
 
     /// As [`Sipp::start`], on a given port.
     pub fn start_on(port: u16, scenario_file: &str, calls: u32, extra: &[&str]) -> Sipp {
+        Self::try_start_on(port, scenario_file, calls, extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start_on(port: u16, scenario_file: &str, calls: u32, extra: &[&str]) -> Result<Sipp, String> {
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new(SIPP)
             .arg("-sf")
@@ -71,27 +86,27 @@ impl Sipp {
         let tcp = extra.windows(2).any(|w| w[0] == "-t" && w[1].starts_with('t'));
         let mut sipp = Sipp { child: Some(child), port, dir, name: scenario_file.into() };
         if !tcp {
-            sipp.wait_listening(|p| UdpSocket::bind(("127.0.0.1", p)).is_err());
+            sipp.wait_listening(|p| UdpSocket::bind(("127.0.0.1", p)).is_err())?;
         } else if !scenario_file.starts_with("uac") {
-            sipp.wait_listening(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_err());
+            sipp.wait_listening(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_err())?;
         }
-        sipp
+        Ok(sipp)
     }
 
     /// Polls (bounded) until SIPp holds its port: binding it ourselves then fails.
-    fn wait_listening(&mut self, held: impl Fn(u16) -> bool) {
+    fn wait_listening(&mut self, held: impl Fn(u16) -> bool) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if held(self.port) {
-                return;
+                return Ok(());
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 let e = self.errors();
-                panic!("sipp {} exited at start: {status}; {e}", self.name);
+                return Err(format!("sipp {} exited at start: {status}; {e}", self.name));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("sipp {} did not bind port {} within 5 s", self.name, self.port);
+        Err(format!("sipp {} did not bind port {} within 5 s", self.name, self.port))
     }
 
     fn errors(&mut self) -> String {
