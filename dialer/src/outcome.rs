@@ -11,6 +11,7 @@ use sqlx::Row;
 
 use crate::lead_state::LeadState;
 use crate::retry::{self, Decision, DispositionFlags, History};
+use crate::settings::CampaignSettings;
 use crate::store::leads::{LEAD_COLUMNS, decode_lead};
 use crate::store::{Backend, Store, StoreError};
 
@@ -90,32 +91,70 @@ impl From<Decision> for DecisionView {
     }
 }
 
+/// A disposition's flags as one integer: human contact 1, sale 2, callback 4, DNC 8.
+const FLAG_BITS: &str = "(CASE WHEN human_contact THEN 1 ELSE 0 END) + (CASE WHEN sale THEN 2 ELSE 0 END) \
+     + (CASE WHEN callback THEN 4 ELSE 0 END) + (CASE WHEN dnc THEN 8 ELSE 0 END)";
+
+/// A lead's earlier attempts as a JSON array of `[started_at, phone, code]`, and which of
+/// its numbers are on the system list or its campaign's (JSON array of numbers).
+const PG_HISTORY: &str = "(SELECT json_agg(json_build_array(started_at, phone, COALESCE(disposition, outcome)))::text FROM lead_attempts WHERE lead_id = leads.id)";
+const PG_DNC: &str = "(SELECT json_agg(phone)::text FROM dnc WHERE campaign_id IN (0, leads.campaign_id) \
+     AND phone IN (SELECT leads.phone UNION ALL SELECT jsonb_array_elements_text(leads.alt_phones::jsonb)))";
+const SQLITE_HISTORY: &str = "(SELECT json_group_array(json_array(started_at, phone, COALESCE(disposition, outcome))) FROM lead_attempts WHERE lead_id = leads.id)";
+const SQLITE_DNC: &str = "(SELECT json_group_array(phone) FROM dnc WHERE campaign_id IN (0, leads.campaign_id) \
+     AND phone IN (SELECT leads.phone UNION ALL SELECT value FROM json_each(leads.alt_phones)))";
+
 impl Store {
     /// Write the attempt and settle the lead by the campaign's retry rules, in one
     /// transaction. `fallback_zone` places callbacks for leads whose zone is unknown.
     pub async fn record_outcome(&self, o: &CallOutcome, now: i64, fallback_zone: Tz) -> Result<Settled, StoreError> {
         let code = o.disposition.clone().unwrap_or_else(|| o.outcome.clone());
-        // The campaign is read before the write transaction: reading it inside would need a
-        // second pooled connection while this one holds the write lock, and concurrent
-        // outcomes would then exhaust the pool waiting on each other.
-        let campaign = self.campaign_of_lead(o.lead_id).await?;
         // The system outcome "abandoned" is an abandoned call whether or not the flag was set.
         let abandoned = o.abandoned || o.outcome == "abandoned";
         let mut tx = self.begin_write().await?;
-        let lock = if self.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
+        let pg = self.backend() == Backend::Postgres;
+        let lock = if pg { " FOR UPDATE" } else { "" };
+        let (history, dnc) = if pg { (PG_HISTORY, PG_DNC) } else { (SQLITE_HISTORY, SQLITE_DNC) };
         // Round trips are what a write costs: the lead comes with whether it has an open
-        // callback (closed below only then).
+        // callback (closed below only then), its campaign's settings (the retry rules) and
+        // the flags of the disposition and of the system outcome, its earlier attempts and
+        // which of its numbers are on a DNC list, in one query. Scalar subqueries, so that
+        // FOR UPDATE locks the lead's row only.
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {LEAD_COLUMNS}, (SELECT COUNT(*) FROM callbacks WHERE lead_id = leads.id AND done_at IS NULL) FROM leads WHERE id = $1{lock}"
+            "SELECT {LEAD_COLUMNS}, (SELECT COUNT(*) FROM callbacks WHERE lead_id = leads.id AND done_at IS NULL), \
+             (SELECT settings FROM campaigns WHERE campaigns.id = leads.campaign_id), \
+             (SELECT {FLAG_BITS} FROM dispositions WHERE code = $2), \
+             (SELECT {FLAG_BITS} FROM dispositions WHERE code = $3), {history}, {dnc} \
+             FROM leads WHERE id = $1{lock}"
         )))
         .bind(o.lead_id)
+        .bind(&code)
+        .bind(&o.outcome)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound { what: "lead", id: o.lead_id.to_string() })?;
         let lead = decode_lead(&row)?;
-        let open_callbacks: i64 = row.try_get(row.len() - 1)?;
-        let flags = disposition_flags(&mut *tx, &code, &o.outcome).await?;
-        let rules = &campaign.settings.retry;
+        let extra = row.len() - 6;
+        let open_callbacks: i64 = row.try_get(extra)?;
+        let settings: Option<String> = row.try_get(extra + 1)?;
+        let settings: CampaignSettings = settings
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| StoreError::Database(sqlx::Error::ColumnDecode { index: "settings".into(), source: e.into() }))?
+            .ok_or(StoreError::NotFound { what: "campaign", id: lead.campaign_id.to_string() })?;
+        let missing = |c: &str| StoreError::Invalid(format!("disposition {c:?} does not exist"));
+        // An unknown code would break the CDR: both must exist.
+        let code_bits: i64 = row.try_get::<Option<i64>, _>(extra + 2)?.ok_or_else(|| missing(&code))?;
+        row.try_get::<Option<i64>, _>(extra + 3)?.ok_or_else(|| missing(&o.outcome))?;
+        let flags = DispositionFlags {
+            code: code.clone(),
+            human_contact: code_bits & 1 != 0,
+            sale: code_bits & 2 != 0,
+            callback: code_bits & 4 != 0,
+            dnc: code_bits & 8 != 0,
+        };
+        let rules = &settings.retry;
 
         let attempt_id: i64 = sqlx::query_scalar(
             "INSERT INTO lead_attempts (lead_id, campaign_id, phone, call_id, trunk, started_at, answered_at, connected_at, ended_at, \
@@ -145,35 +184,32 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
 
-        // History after this attempt (start times, same-disposition count, numbers left)
-        // and which of the lead's numbers are on a DNC list, in one query.
-        let numbers: Vec<String> = std::iter::once(lead.phone.clone()).chain(lead.alt_phones.iter().cloned()).collect();
-        let numbers = &numbers[..numbers.len().min(900)];
-        let sql = format!(
-            "SELECT 0, started_at, phone, COALESCE(disposition, outcome) FROM lead_attempts WHERE lead_id = $1 \
-             UNION ALL SELECT 1, 0, phone, '' FROM dnc WHERE campaign_id IN (0, $2) AND phone IN ({})",
-            crate::store::bind_marks(self.backend(), 3, numbers.len())
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(lead.id).bind(lead.campaign_id);
-        for n in numbers {
-            q = q.bind(n.clone());
+        // History after this attempt (start times, same-disposition count, numbers left).
+        let bad_json = |col: &'static str| move |e: serde_json::Error| StoreError::Database(sqlx::Error::ColumnDecode { index: col.into(), source: e.into() });
+        let earlier: Option<String> = row.try_get(extra + 4)?;
+        let mut earlier: Vec<(i64, String, String)> = earlier.as_deref().map(serde_json::from_str).transpose().map_err(bad_json("history"))?.unwrap_or_default();
+        if earlier.len() as i64 != lead.attempts {
+            // The lock waited for another outcome of this lead (the query's snapshot predates
+            // that attempt), or the lead was reset: read the history again, now.
+            earlier = sqlx::query_as("SELECT started_at, phone, COALESCE(disposition, outcome) FROM lead_attempts WHERE lead_id = $1 AND id <> $2")
+                .bind(lead.id)
+                .bind(attempt_id)
+                .fetch_all(&mut *tx)
+                .await?;
         }
-        let rows = q.fetch_all(&mut *tx).await?;
+        let blocked: Option<String> = row.try_get(extra + 5)?;
+        let blocked: std::collections::HashSet<String> = blocked.as_deref().map(serde_json::from_str).transpose().map_err(bad_json("dnc"))?.unwrap_or_default();
         let mut h = History::default();
-        let mut per_number: std::collections::HashMap<String, u32> = Default::default();
-        let mut blocked = std::collections::HashSet::new();
-        for r in &rows {
-            if r.try_get::<i64, _>(0)? == 1 {
-                blocked.insert(r.try_get::<String, _>(2)?);
-                continue;
-            }
-            h.started.push(r.try_get(1)?);
-            *per_number.entry(r.try_get(2)?).or_default() += 1;
-            if r.try_get::<String, _>(3)? == code {
+        let mut per_number: std::collections::HashMap<&str, u32> = Default::default();
+        for (started, phone, c) in earlier.iter().map(|(t, p, c)| (*t, p.as_str(), c.as_str())).chain([(o.started_at, o.phone.as_str(), code.as_str())]) {
+            h.started.push(started);
+            *per_number.entry(phone).or_default() += 1;
+            if c == code {
                 h.same_disposition += 1;
             }
         }
-        h.numbers_left = numbers.iter().any(|n| !blocked.contains(n) && per_number.get(n).copied().unwrap_or(0) < rules.max_attempts_per_number);
+        let mut numbers = std::iter::once(&lead.phone).chain(&lead.alt_phones);
+        h.numbers_left = numbers.any(|n| !blocked.contains(n) && per_number.get(n.as_str()).copied().unwrap_or(0) < rules.max_attempts_per_number);
 
         let zone = lead.time_zone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(fallback_zone);
         let callback_at = o.callback.as_ref().map(|cb| retry::local_to_utc_ms(cb.at_local, zone));
@@ -245,22 +281,4 @@ impl Store {
         Ok(Settled { attempt_id, decision: decision.into(), lead_updated: !held_elsewhere })
     }
 
-}
-
-/// Flags of the disposition `code`; it and the system `outcome` must both exist (an
-/// unknown code would break the CDR). One query for both.
-async fn disposition_flags(conn: &mut sqlx::AnyConnection, code: &str, outcome: &str) -> Result<DispositionFlags, StoreError> {
-    let rows = sqlx::query(
-        "SELECT code, CASE WHEN human_contact THEN 1 ELSE 0 END, CASE WHEN sale THEN 1 ELSE 0 END, \
-         CASE WHEN callback THEN 1 ELSE 0 END, CASE WHEN dnc THEN 1 ELSE 0 END FROM dispositions WHERE code IN ($1, $2)",
-    )
-    .bind(code)
-    .bind(outcome)
-    .fetch_all(conn)
-    .await?;
-    let find = |c: &str| rows.iter().find(|r| r.try_get::<String, _>(0).is_ok_and(|x| x == c)).ok_or_else(|| StoreError::Invalid(format!("disposition {c:?} does not exist")));
-    find(outcome)?;
-    let row = find(code)?;
-    let b = |i: usize| -> Result<bool, StoreError> { Ok(row.try_get::<i64, _>(i)? != 0) };
-    Ok(DispositionFlags { code: code.to_string(), human_contact: b(1)?, sale: b(2)?, callback: b(3)?, dnc: b(4)? })
 }

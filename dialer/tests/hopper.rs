@@ -178,6 +178,55 @@ async fn retry_rules_and_the_72_hour_abandon_lockout() {
     }
 }
 
+/// The outcome reads a lead's history and its numbers' DNC entries in the same query as
+/// the lead: each number's attempts count, a DNC alternate is no number left, a reset lead
+/// and an outcome that waited for another one of the same lead still see every attempt.
+#[tokio::test]
+async fn outcomes_count_every_earlier_attempt_per_number() {
+    for db in TestDb::all().await {
+        let s = &db.store;
+        let mut settings = CampaignSettings::default();
+        settings.retry.max_attempts_per_lead = 2;
+        settings.retry.max_attempts_per_number = 1;
+        settings.retry.max_attempts_per_24h = 10;
+        let c = running(s, settings).await;
+        import(s, c, "L", 0, "phone,alt_phone\n+14155550001,+14155550011\n+14155550002,+14155550012\n+14155550003,\n".into()).await;
+        sqlx::query("INSERT INTO dnc (campaign_id, phone, reason, added_at) VALUES ($1, '+14155550012', 'x', 0)").bind(c).execute(s.pool()).await.unwrap();
+        let h = Hopper::new(s.clone(), &cfg());
+        let now = t0();
+        let ms = now.timestamp_millis();
+        let got = h.claim(c, "n1", 3, now).await.unwrap();
+        let by_phone = |p: &str| got.iter().find(|x| x.lead.phone == p).unwrap().lead.id;
+        let (free_alt, dnc_alt, single) = (by_phone("+14155550001"), by_phone("+14155550002"), by_phone("+14155550003"));
+        // The primary has had its one attempt; the alternate is still free.
+        let d = s.record_outcome(&outcome(free_alt, "+14155550001", "no_answer", ms), ms, chrono_tz::UTC).await.unwrap();
+        assert!(matches!(d.decision, DecisionView::Retry { .. }), "{d:?}");
+        // The alternate is on the campaign's DNC list: no number is left.
+        let d = s.record_outcome(&outcome(dnc_alt, "+14155550002", "no_answer", ms), ms, chrono_tz::UTC).await.unwrap();
+        assert_eq!(d.decision, DecisionView::Done);
+        // The second number's attempt reaches the lead's cap of two.
+        let d = s.record_outcome(&outcome(free_alt, "+14155550011", "busy", ms + HOUR), ms + HOUR, chrono_tz::UTC).await.unwrap();
+        assert_eq!(d.decision, DecisionView::Done);
+        // A reset lead is dialled again, and its earlier attempts still count for its number.
+        s.reset_lead(dnc_alt).await.unwrap();
+        let d = s.record_outcome(&outcome(dnc_alt, "+14155550002", "busy", ms + HOUR), ms + HOUR, chrono_tz::UTC).await.unwrap();
+        assert_eq!(d.decision, DecisionView::Done);
+        // Two outcomes of one lead at once (a late one from a lost lease and the owner's):
+        // whichever commits second counts the first one's attempt, and the lead is done.
+        let mut settings = s.campaign(c).await.unwrap().settings;
+        settings.retry.max_attempts_per_number = 5;
+        s.update_campaign(c, &pacer_dialer::store::CampaignUpdate { settings: Some(settings), ..Default::default() }).await.unwrap();
+        let (first, second) = (outcome(single, "+14155550003", "no_answer", ms), outcome(single, "+14155550003", "busy", ms + 1));
+        let (x, y) = tokio::join!(s.record_outcome(&first, ms, chrono_tz::UTC), s.record_outcome(&second, ms + 1, chrono_tz::UTC));
+        let mut decisions = [x.unwrap().decision, y.unwrap().decision];
+        decisions.sort_by_key(|d| matches!(d, DecisionView::Done));
+        assert!(matches!(decisions, [DecisionView::Retry { .. }, DecisionView::Done]), "{decisions:?}");
+        let lead = s.lead(single).await.unwrap();
+        assert_eq!(lead.attempts, 2);
+        db.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn leases_expire_and_start_up_reconciles_a_crash() {
     for db in TestDb::all().await {

@@ -162,16 +162,6 @@ impl Store {
         decode(&row)
     }
 
-    /// The campaign of a lead, in one query.
-    pub async fn campaign_of_lead(&self, lead_id: i64) -> Result<Campaign, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM campaigns WHERE id = (SELECT campaign_id FROM leads WHERE id = $1)")))
-            .bind(lead_id)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or(StoreError::NotFound { what: "lead", id: lead_id.to_string() })?;
-        decode(&row)
-    }
-
     /// All campaigns, oldest first.
     pub async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM campaigns ORDER BY id")))
