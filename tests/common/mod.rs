@@ -147,22 +147,45 @@ pub fn http_with(addr: SocketAddr, method: &str, path: &str, body: Option<&str>,
 
 /// SIPp as the carrier: `scenario` (a file of tests/sipp/) run in `dir` on a free local
 /// port for `calls` calls (failing after 120 s), with `extra` SIPp arguments. Returns the
-/// process and its SIP port.
+/// process and its SIP port once SIPp holds that port (UDP).
+///
+/// A port found free can be taken by a parallel test before SIPp binds it (SIPp then exits
+/// with errno 98): the start is retried on another fresh port, a few times.
 pub fn sipp_carrier(dir: &Path, scenario: &str, calls: u32, extra: &[&str]) -> (Child, u16) {
-    let port = free_port();
-    let child = Command::new("/usr/bin/sipp")
-        .arg("-sf")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(scenario))
-        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &free_port().to_string()])
-        .args(["-m", &calls.to_string(), "-nostdin", "-timeout", "120s", "-timeout_error"])
-        .args(extra)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start sipp");
-    (child, port)
+    let mut last = String::new();
+    for _ in 0..5 {
+        let port = free_port();
+        let errors = dir.join(format!("sipp-{port}.stderr"));
+        let mut child = Command::new("/usr/bin/sipp")
+            .arg("-sf")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(scenario))
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &free_port().to_string()])
+            .args(["-m", &calls.to_string(), "-nostdin", "-timeout", "120s", "-timeout_error"])
+            .args(extra)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&errors).expect("SIPp's stderr file"))
+            .spawn()
+            .expect("start sipp");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let exited = loop {
+            if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+                break None;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            assert!(Instant::now() < deadline, "sipp {scenario} did not bind port {port} within 5 s");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let Some(status) = exited else { return (child, port) };
+        last = std::fs::read_to_string(&errors).unwrap_or_default();
+        if !last.contains("errno = 98") {
+            panic!("sipp {scenario} exited at start: {status}; {last}");
+        }
+    }
+    panic!("sipp {scenario}: {last} (five fresh ports were taken)");
 }
 
 /// A `pacer serve` configuration: HTTP and SIP on loopback, RTP ports from `rtp_min` (999 of
