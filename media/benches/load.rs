@@ -404,9 +404,14 @@ fn main() {
     let (calls, dests) = rt.block_on(async {
         let mut calls = Vec::new();
         let mut dests = Vec::new();
-        for i in 0..a.calls {
+        // Agents' persistent legs come first (they log in before calls reach them); a
+        // bridge runs on its agent leg's shard.
+        let mut agents = Vec::new();
+        for _ in 0..a.calls {
+            agents.push(engine.rtp_endpoint().await.expect("agent leg"));
+        }
+        for (i, g) in agents.into_iter().enumerate() {
             let c = engine.rtp_endpoint().await.expect("customer leg");
-            let g = engine.rtp_endpoint().await.expect("agent leg");
             c.answer_offer(&offer(side_addr[0].port())).unwrap();
             g.answer_offer(&offer(side_addr[1].port())).unwrap();
             let b = engine.bridge(&c, &g).unwrap();

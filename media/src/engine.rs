@@ -141,7 +141,14 @@ impl MediaEngine {
     /// host candidate, so the browser needs nothing more from us.
     pub async fn webrtc_endpoint(&self, offer_sdp: &str) -> Result<(Endpoint, String), MediaError> {
         let shared = self.new_shared();
-        let (pc, tx, answer, neg) = crate::webrtc::answer(self.inner.clone(), shared.clone(), offer_sdp).await?;
+        let (pc, tx, answer, neg) = match crate::webrtc::answer(self.inner.clone(), shared.clone(), offer_sdp).await {
+            Ok(parts) => parts,
+            Err(e) => {
+                // The leg never reaches its shard.
+                self.inner.ctx.shards[shared.shard.load(SeqCst)].legs.fetch_sub(1, SeqCst);
+                return Err(e);
+            }
+        };
         let ep = self.add_leg(shared, LegIo::Channel { tx }, Kind::WebRtc { answer: answer.clone(), _pc: pc }, "webrtc");
         // After the Add, on the same channel: the shard has the leg when this arrives.
         ep.configure(neg)?;
@@ -150,7 +157,13 @@ impl MediaEngine {
 
     fn new_shared(&self) -> Arc<LegShared> {
         let id = self.inner.next_leg.fetch_add(1, SeqCst);
-        let shard = self.inner.next_shard.fetch_add(1, SeqCst) % self.inner.ctx.shards.len();
+        // The shard with the fewest legs (ties taken in turn). A bridge gathers on its agent
+        // leg's shard, so plain round robin could put every bridge on one shard when
+        // customer and agent legs alternate.
+        let shards = &self.inner.ctx.shards;
+        let start = self.inner.next_shard.fetch_add(1, SeqCst);
+        let shard = (0..shards.len()).map(|i| (start + i) % shards.len()).min_by_key(|&i| shards[i].legs.load(SeqCst)).unwrap_or(0);
+        shards[shard].legs.fetch_add(1, SeqCst);
         Arc::new(LegShared::new(id, shard))
     }
 
@@ -167,5 +180,44 @@ impl MediaEngine {
     /// A leg already in a bridge leaves it (re-pointing an agent to the next customer).
     pub fn bridge(&self, customer: &Endpoint, agent: &Endpoint) -> Result<Bridge, MediaError> {
         Bridge::start(self.inner.clone(), customer, agent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Calls whose customer and agent legs are made one after the other must not all end
+    /// up on one shard: a bridge gathers on its agent leg's shard, and round robin would
+    /// give every agent leg the same one.
+    #[tokio::test]
+    async fn bridges_spread_over_the_shards() {
+        let cfg = pacer_config::MediaConfig { rtp_port_min: 41000, rtp_port_max: 41199, ..Default::default() };
+        let engine = MediaEngine::with_shards(&cfg, 2).unwrap();
+        let mut calls = Vec::new();
+        for _ in 0..10 {
+            let c = engine.rtp_endpoint().await.unwrap();
+            let a = engine.rtp_endpoint().await.unwrap();
+            let b = engine.bridge(&c, &a).unwrap();
+            // The customer leg moves to the agent's shard (bounded wait).
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while c.shared().shard.load(SeqCst) != a.shared().shard.load(SeqCst) {
+                assert!(Instant::now() < deadline, "the customer leg never joined its agent's shard");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            calls.push((c, a, b));
+        }
+        let per_shard: Vec<usize> = engine.inner.ctx.shards.iter().map(|s| s.legs.load(SeqCst)).collect();
+        assert_eq!(per_shard.iter().sum::<usize>(), 20);
+        assert!(per_shard.iter().all(|&n| n >= 8), "legs per shard: {per_shard:?}");
+        let on: Vec<usize> = calls.iter().map(|(_, a, _)| a.shared().shard.load(SeqCst)).collect();
+        assert!(on.contains(&0) && on.contains(&1), "bridges' shards: {on:?}");
+        // Closed legs leave their shard's count.
+        drop(calls);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while engine.inner.ctx.shards.iter().any(|s| s.legs.load(SeqCst) != 0) {
+            assert!(Instant::now() < deadline, "closed legs still counted");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 }

@@ -13,7 +13,7 @@ mod packet;
 pub(crate) mod rtcp;
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -99,6 +99,9 @@ impl Cmd {
 pub(crate) struct ShardHandle {
     tx: mpsc::Sender<(Cmd, u8)>,
     waker: Waker,
+    /// Legs that live on this shard or are on their way to it: new legs go to the shard
+    /// with the fewest, so that bridges (which gather on their agent leg's shard) spread.
+    pub legs: AtomicUsize,
 }
 
 impl ShardHandle {
@@ -143,7 +146,7 @@ pub(crate) fn prepare(n: usize) -> std::io::Result<(Vec<ShardHandle>, Vec<ShardP
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKE)?;
         let (tx, rx) = mpsc::channel();
-        handles.push(ShardHandle { tx, waker });
+        handles.push(ShardHandle { tx, waker, legs: AtomicUsize::new(0) });
         parts.push((poll, rx));
     }
     Ok((handles, parts))
@@ -431,6 +434,8 @@ impl Shard {
         let mut l = self.take_leg(slot);
         // A bridge's own feed from this shard is over; the new shard starts fresh.
         l.fed_at = None;
+        self.ctx.shards[self.index].legs.fetch_sub(1, SeqCst);
+        self.ctx.shards[to].legs.fetch_add(1, SeqCst);
         self.ctx.shards[to].send(Cmd::Add { leg: Box::new(l), then: Some(then) });
         // Only now: commands sent straight to the new shard must queue behind the Add.
         leg.shard.store(to, SeqCst);
@@ -451,6 +456,7 @@ impl Shard {
     fn remove_leg(&mut self, slot: usize, now: Instant) {
         self.detach(slot, now);
         let mut l = self.take_leg(slot);
+        self.ctx.shards[self.index].legs.fetch_sub(1, SeqCst);
         l.stop_playback();
         let kind = match l.io {
             LegIo::Udp { port, .. } => {
