@@ -228,8 +228,12 @@ impl Hopper {
         let mut per_number: HashMap<(i64, String), u32> = HashMap::new();
         if leads.iter().any(|l| l.attempts > 0) {
             let id_list = leads.iter().map(|l| l.id.to_string()).collect::<Vec<_>>().join(",");
+            // Only a lead's latest `attempts` attempts count: a reset forgets those before.
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT lead_id, phone, COUNT(*) FROM lead_attempts WHERE lead_id IN ({id_list}) GROUP BY lead_id, phone"
+                "SELECT lead_id, phone, COUNT(*) FROM (SELECT a.lead_id, a.phone, l.attempts, \
+                 ROW_NUMBER() OVER (PARTITION BY a.lead_id ORDER BY a.id DESC) AS k \
+                 FROM lead_attempts a JOIN leads l ON l.id = a.lead_id WHERE a.lead_id IN ({id_list})) t \
+                 WHERE k <= attempts GROUP BY lead_id, phone"
             )))
             .fetch_all(&mut *tx)
             .await?;

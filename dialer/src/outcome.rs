@@ -95,12 +95,12 @@ impl From<Decision> for DecisionView {
 const FLAG_BITS: &str = "(CASE WHEN human_contact THEN 1 ELSE 0 END) + (CASE WHEN sale THEN 2 ELSE 0 END) \
      + (CASE WHEN callback THEN 4 ELSE 0 END) + (CASE WHEN dnc THEN 8 ELSE 0 END)";
 
-/// A lead's earlier attempts as a JSON array of `[started_at, phone, code]`, and which of
+/// A lead's earlier attempts as a JSON array of `[id, started_at, phone, code]`, and which of
 /// its numbers are on the system list or its campaign's (JSON array of numbers).
-const PG_HISTORY: &str = "(SELECT json_agg(json_build_array(started_at, phone, COALESCE(disposition, outcome)))::text FROM lead_attempts WHERE lead_id = leads.id)";
+const PG_HISTORY: &str = "(SELECT json_agg(json_build_array(id, started_at, phone, COALESCE(disposition, outcome)))::text FROM lead_attempts WHERE lead_id = leads.id)";
 const PG_DNC: &str = "(SELECT json_agg(phone)::text FROM dnc WHERE campaign_id IN (0, leads.campaign_id) \
      AND phone IN (SELECT leads.phone UNION ALL SELECT jsonb_array_elements_text(leads.alt_phones::jsonb)))";
-const SQLITE_HISTORY: &str = "(SELECT json_group_array(json_array(started_at, phone, COALESCE(disposition, outcome))) FROM lead_attempts WHERE lead_id = leads.id)";
+const SQLITE_HISTORY: &str = "(SELECT json_group_array(json_array(id, started_at, phone, COALESCE(disposition, outcome))) FROM lead_attempts WHERE lead_id = leads.id)";
 const SQLITE_DNC: &str = "(SELECT json_group_array(phone) FROM dnc WHERE campaign_id IN (0, leads.campaign_id) \
      AND phone IN (SELECT leads.phone UNION ALL SELECT value FROM json_each(leads.alt_phones)))";
 
@@ -187,22 +187,26 @@ impl Store {
         // History after this attempt (start times, same-disposition count, numbers left).
         let bad_json = |col: &'static str| move |e: serde_json::Error| StoreError::Database(sqlx::Error::ColumnDecode { index: col.into(), source: e.into() });
         let earlier: Option<String> = row.try_get(extra + 4)?;
-        let mut earlier: Vec<(i64, String, String)> = earlier.as_deref().map(serde_json::from_str).transpose().map_err(bad_json("history"))?.unwrap_or_default();
+        let mut earlier: Vec<(i64, i64, String, String)> = earlier.as_deref().map(serde_json::from_str).transpose().map_err(bad_json("history"))?.unwrap_or_default();
         if earlier.len() as i64 != lead.attempts {
             // The lock waited for another outcome of this lead (the query's snapshot predates
             // that attempt), or the lead was reset: read the history again, now.
-            earlier = sqlx::query_as("SELECT started_at, phone, COALESCE(disposition, outcome) FROM lead_attempts WHERE lead_id = $1 AND id <> $2")
+            earlier = sqlx::query_as("SELECT id, started_at, phone, COALESCE(disposition, outcome) FROM lead_attempts WHERE lead_id = $1 AND id <> $2")
                 .bind(lead.id)
                 .bind(attempt_id)
                 .fetch_all(&mut *tx)
                 .await?;
         }
+        earlier.sort_unstable_by_key(|a| a.0);
+        // A reset forgets the attempts before it (the lead's `attempts` counts those after):
+        // the caps per lead, per number and per disposition start again.
+        let since_reset = &earlier[earlier.len().saturating_sub(lead.attempts.max(0) as usize)..];
         let blocked: Option<String> = row.try_get(extra + 5)?;
         let blocked: std::collections::HashSet<String> = blocked.as_deref().map(serde_json::from_str).transpose().map_err(bad_json("dnc"))?.unwrap_or_default();
-        let mut h = History::default();
+        let mut h = History { started: earlier.iter().map(|a| a.1).chain([o.started_at]).collect(), ..Default::default() };
         let mut per_number: std::collections::HashMap<&str, u32> = Default::default();
-        for (started, phone, c) in earlier.iter().map(|(t, p, c)| (*t, p.as_str(), c.as_str())).chain([(o.started_at, o.phone.as_str(), code.as_str())]) {
-            h.started.push(started);
+        for (phone, c) in since_reset.iter().map(|(_, _, p, c)| (p.as_str(), c.as_str())).chain([(o.phone.as_str(), code.as_str())]) {
+            h.attempts += 1;
             *per_number.entry(phone).or_default() += 1;
             if c == code {
                 h.same_disposition += 1;

@@ -29,11 +29,15 @@ pub struct DispositionFlags {
 /// The lead's attempts, including the one just finished.
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    /// Start times (Unix ms) of every attempt on this lead.
+    /// Start times (Unix ms) of every attempt on this lead, also those before a reset: the
+    /// cap per 24 hours protects the person called, whom a reset does not change.
     pub started: Vec<i64>,
-    /// Attempts that ended with the same disposition code as this one.
+    /// Attempts since the lead was last reset (its `attempts`), for the per-lead cap.
+    pub attempts: u32,
+    /// Attempts since the last reset that ended with the same disposition code as this one.
     pub same_disposition: u32,
-    /// True while some number of the lead is still under its per-number cap and not DNC.
+    /// True while some number of the lead is still under its per-number cap (attempts since
+    /// the last reset) and not DNC.
     pub numbers_left: bool,
 }
 
@@ -59,7 +63,7 @@ pub fn decide(rules: &RetryRules, d: &DispositionFlags, h: &History, abandoned: 
         // A callback is a promise to the customer: it is kept even past the attempt caps.
         return Decision::Callback { at: at.max(now) };
     }
-    let attempts = h.started.len() as u32;
+    let attempts = h.attempts;
     let delay_s = match rules.dispositions.get(&d.code) {
         Some(rule) => {
             if rule.max_attempts.is_some_and(|m| h.same_disposition >= m) {
@@ -115,7 +119,7 @@ mod tests {
     }
 
     fn hist(started: &[i64]) -> History {
-        History { started: started.to_vec(), same_disposition: 1, numbers_left: true }
+        History { started: started.to_vec(), attempts: started.len() as u32, same_disposition: 1, numbers_left: true }
     }
 
     const NOW: i64 = 1_750_000_000_000;

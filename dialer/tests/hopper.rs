@@ -227,6 +227,57 @@ async fn outcomes_count_every_earlier_attempt_per_number() {
     }
 }
 
+/// A reset lead starts its caps again (per lead, per number) whichever leads it is claimed
+/// with, while its earlier calls still count towards the cap per 24 hours.
+#[tokio::test]
+async fn a_reset_lead_gets_a_fresh_set_of_attempts() {
+    for db in TestDb::all().await {
+        let s = &db.store;
+        let mut settings = CampaignSettings::default();
+        settings.retry.max_attempts_per_lead = 2;
+        settings.retry.max_attempts_per_number = 1;
+        settings.retry.max_attempts_per_24h = 2;
+        let c = running(s, settings).await;
+        import(s, c, "L", 0, "phone,alt_phone\n+14155550001,\n+14155550002,+14155550022\n".into()).await;
+        let h = Hopper::new(s.clone(), &cfg());
+        let mut now = t0();
+        let ms = now.timestamp_millis();
+        let got = h.claim(c, "n1", 2, now).await.unwrap();
+        let by_phone = |p: &str| got.iter().find(|x| x.lead.phone == p).unwrap().lead.id;
+        let (single, pair) = (by_phone("+14155550001"), by_phone("+14155550002"));
+        // The single number has had its one attempt: done. The pair has its alternate left.
+        let d = s.record_outcome(&outcome(single, "+14155550001", "no_answer", ms), ms, chrono_tz::UTC).await.unwrap();
+        assert_eq!(d.decision, DecisionView::Done);
+        let d = s.record_outcome(&outcome(pair, "+14155550002", "no_answer", ms), ms, chrono_tz::UTC).await.unwrap();
+        assert_eq!(d.decision, DecisionView::Retry { at: ms + HOUR });
+        s.reset_lead(single).await.unwrap();
+        // Claimed together with a lead that has attempts (so the per-number counts are read),
+        // the reset lead is dialled on its number again instead of being found exhausted.
+        now += chrono::Duration::minutes(61);
+        let ms = now.timestamp_millis();
+        let again = h.claim(c, "n1", 5, now).await.unwrap();
+        let numbers: HashSet<&str> = again.iter().map(|x| x.number.as_str()).collect();
+        assert_eq!(numbers, HashSet::from(["+14155550001", "+14155550022"]), "{again:?}");
+        // Its first attempt since the reset spends the number's cap of one again: done.
+        let d = s.record_outcome(&outcome(single, "+14155550001", "busy", ms), ms, chrono_tz::UTC).await.unwrap();
+        assert_eq!(d.decision, DecisionView::Done);
+        assert_eq!(s.lead(single).await.unwrap().attempts, 1);
+        // A second reset with a looser number cap: the lead may retry, but two calls within
+        // 24 hours (one of them before the reset) hold the next one back a day.
+        s.reset_lead(single).await.unwrap();
+        let mut settings = s.campaign(c).await.unwrap().settings;
+        settings.retry.max_attempts_per_number = 5;
+        s.update_campaign(c, &pacer_dialer::store::CampaignUpdate { settings: Some(settings), ..Default::default() }).await.unwrap();
+        now += chrono::Duration::minutes(61);
+        let third = h.claim(c, "n1", 5, now).await.unwrap();
+        let lead = third.iter().find(|x| x.lead.id == single).expect("the reset lead is claimed");
+        let ms3 = now.timestamp_millis();
+        let d = s.record_outcome(&outcome(single, &lead.number, "no_answer", ms3), ms3, chrono_tz::UTC).await.unwrap();
+        assert_eq!(d.decision, DecisionView::Retry { at: ms + 24 * HOUR }, "the 24-hour cap counts the calls of the last day");
+        db.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn leases_expire_and_start_up_reconciles_a_crash() {
     for db in TestDb::all().await {
