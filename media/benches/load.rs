@@ -10,6 +10,8 @@
 //! crosses the relay untouched (same codec both sides), so the far side measures one-way
 //! latency, loss (sent in the window but never received) and reordering per stream.
 
+mod common;
+
 use std::mem::{size_of, zeroed};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -242,45 +244,6 @@ fn receiver(shared: Arc<Shared>, sock: Arc<UdpSocket>, streams: usize) -> Tally 
     tally
 }
 
-/// CPU time (user + system) of this process's threads whose name starts with `prefix`.
-fn thread_cpu(prefix: &str) -> f64 {
-    let mut jiffies = 0.0;
-    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
-        for t in dir.flatten() {
-            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-            if !comm.trim().starts_with(prefix) {
-                continue;
-            }
-            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-            let f: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-            if f.len() > 13 {
-                jiffies += f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
-            }
-        }
-    }
-    jiffies / 100.0 // USER_HZ
-}
-
-/// Busy and total jiffies per core, from /proc/stat.
-fn core_times() -> Vec<(u64, u64)> {
-    std::fs::read_to_string("/proc/stat")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(|c| c.is_ascii_digit()))
-        .map(|l| {
-            let v: Vec<u64> = l.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
-            let total: u64 = v.iter().sum();
-            let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-            (total - idle, total)
-        })
-        .collect()
-}
-
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
-}
-
 fn percentile(v: &mut [u32], p: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -325,12 +288,12 @@ fn measure(socks: &[Arc<UdpSocket>; 2], dests: Vec<[SocketAddr; 2]>, seconds: f6
     };
     // Warm up (latching, bridges settling), then measure.
     std::thread::sleep(Duration::from_secs(2));
-    let (c0, t0) = (thread_cpu(cpu_prefix), core_times());
+    let (c0, t0) = (common::thread_cpu(cpu_prefix), common::core_times());
     let w0 = shared.now();
     shared.to.store(w0 + (seconds * 1e9) as u64, Relaxed);
     shared.from.store(w0, Relaxed);
     std::thread::sleep(Duration::from_secs_f64(seconds));
-    let (c1, t1) = (thread_cpu(cpu_prefix), core_times());
+    let (c1, t1) = (common::thread_cpu(cpu_prefix), common::core_times());
     // Let the window's last packets drain.
     std::thread::sleep(Duration::from_millis(500));
     shared.stop.store(true, Relaxed);
@@ -395,7 +358,7 @@ fn main() {
         rtp_timeout_s: 0,
         ..Default::default()
     };
-    let rss0 = rss_bytes();
+    let rss0 = common::rss_bytes();
     let engine = pacer_media::MediaEngine::with_shards(&cfg, a.shards).expect("engine");
     let rec_dir = tempfile::tempdir().unwrap();
     let offer = |port: u16| {
@@ -422,7 +385,7 @@ fn main() {
         (calls, dests)
     });
     let relay = measure(&socks, dests, a.seconds, "pacer-media");
-    let rss1 = rss_bytes();
+    let rss1 = common::rss_bytes();
     drop(calls);
     drop(engine);
 
