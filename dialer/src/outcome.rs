@@ -136,12 +136,13 @@ impl Store {
         let lead = decode_lead(&row)?;
         let extra = row.len() - 6;
         let open_callbacks: i64 = row.try_get(extra)?;
+        let bad_json = |col: &'static str| move |e: serde_json::Error| StoreError::Database(sqlx::Error::ColumnDecode { index: col.into(), source: e.into() });
         let settings: Option<String> = row.try_get(extra + 1)?;
         let settings: CampaignSettings = settings
             .as_deref()
             .map(serde_json::from_str)
             .transpose()
-            .map_err(|e| StoreError::Database(sqlx::Error::ColumnDecode { index: "settings".into(), source: e.into() }))?
+            .map_err(bad_json("settings"))?
             .ok_or(StoreError::NotFound { what: "campaign", id: lead.campaign_id.to_string() })?;
         let missing = |c: &str| StoreError::Invalid(format!("disposition {c:?} does not exist"));
         // An unknown code would break the CDR: both must exist.
@@ -185,7 +186,6 @@ impl Store {
         .await?;
 
         // History after this attempt (start times, same-disposition count, numbers left).
-        let bad_json = |col: &'static str| move |e: serde_json::Error| StoreError::Database(sqlx::Error::ColumnDecode { index: col.into(), source: e.into() });
         let earlier: Option<String> = row.try_get(extra + 4)?;
         let mut earlier: Vec<(i64, i64, String, String)> = earlier.as_deref().map(serde_json::from_str).transpose().map_err(bad_json("history"))?.unwrap_or_default();
         if earlier.len() as i64 != lead.attempts {
