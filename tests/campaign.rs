@@ -183,7 +183,7 @@ fn a_campaign_against_sipp_settles_every_call_once() {
     // The database: one settled outcome per attempt, no lead left claimed.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let url = format!("sqlite://{}", data.join("pacer.db").display());
-    let (attempts, leads) = rt.block_on(async {
+    let (attempts, leads, verdicts) = rt.block_on(async {
         let store = Store::connect(&url, &StoreOptions::default()).await.unwrap();
         let q = |sql: &'static str| {
             let store = store.clone();
@@ -191,7 +191,13 @@ fn a_campaign_against_sipp_settles_every_call_once() {
         };
         let attempts = q("SELECT lead_id, outcome, answered_by, recording_path, agent_id FROM lead_attempts").await;
         let leads = sqlx::query_as::<_, (i64, String, i64)>("SELECT id, state, attempts FROM leads").fetch_all(store.pool()).await.unwrap();
-        (attempts, leads)
+        let verdicts = sqlx::query_as::<_, (i64, Option<i64>, Option<i64>)>(
+            "SELECT lead_id, answered_at, verdict_at FROM lead_attempts WHERE answered_by IN ('human', 'machine')",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        (attempts, leads, verdicts)
     });
     // The CRM got every event (retried after its refusals), signed, with links that work
     // while the server is up.
@@ -250,6 +256,11 @@ fn a_campaign_against_sipp_settles_every_call_once() {
     let humans = attempts.iter().filter(|a| a.2.as_deref() == Some("human")).count();
     let machines = attempts.iter().filter(|a| a.2.as_deref() == Some("machine")).count();
     assert!(humans > 0 && machines > 0, "people and machines told apart: {summary}");
+    // Each verdict's time is in its CDR (what `simulate --from-campaign` learns from).
+    for (lead, answered, verdict) in &verdicts {
+        let (a, v) = (answered.unwrap_or_else(|| panic!("lead {lead}: no answer time")), verdict.unwrap_or_else(|| panic!("lead {lead}: no verdict time")));
+        assert!(v >= a && v - a < 10_000, "lead {lead}: verdict {} ms after the answer", v - a);
+    }
     // Answered calls connected to agents were recorded with both parties' audio.
     let connected: Vec<_> = attempts.iter().filter(|a| a.4.is_some()).collect();
     assert!(!connected.is_empty(), "{summary}");

@@ -28,6 +28,8 @@ pub struct CallOutcome {
     pub trunk: Option<String>,
     pub started_at: i64,
     pub answered_at: Option<i64>,
+    /// When answering-machine detection decided (human or machine).
+    pub verdict_at: Option<i64>,
     pub connected_at: Option<i64>,
     pub ended_at: Option<i64>,
     pub sip_status: Option<i64>,
@@ -159,8 +161,8 @@ impl Store {
 
         let attempt_id: i64 = sqlx::query_scalar(
             "INSERT INTO lead_attempts (lead_id, campaign_id, phone, call_id, trunk, started_at, answered_at, connected_at, ended_at, \
-             sip_status, q850_cause, outcome, answered_by, agent_id, disposition, abandoned, talk_s, wrap_s, recording_path, notes) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING id",
+             sip_status, q850_cause, outcome, answered_by, agent_id, disposition, abandoned, talk_s, wrap_s, recording_path, notes, verdict_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING id",
         )
         .bind(lead.id)
         .bind(lead.campaign_id)
@@ -182,6 +184,7 @@ impl Store {
         .bind(o.wrap_s)
         .bind(o.recording_path.clone())
         .bind(o.notes.clone())
+        .bind(o.verdict_at)
         .fetch_one(&mut *tx)
         .await?;
 

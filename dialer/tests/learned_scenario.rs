@@ -6,8 +6,9 @@ use pacer_dialer::sim::{self, LearnError, Policy};
 use pacer_dialer::store::{DialMode, NewCampaign, Store};
 use pacer_dialer::test_support::TestDb;
 
-/// 400 attempts: 120 people (ring 6 s, talk 60/120/180 s, wrap 10 s), 80 machines
-/// (ring 10 s), 40 busy (after 2 s), 160 ring-outs.
+/// 400 attempts: 120 people (ring 6 s, detected 1.4 s after answer, talk 60/120/180 s,
+/// wrap 10 s), 80 machines (ring 10 s, detected after 2.6 s), 40 busy (after 2 s), 160
+/// ring-outs.
 async fn seed_history(store: &Store, campaign: i64) {
     let list = store.create_list(campaign, "history", 0).await.unwrap();
     let t0 = 1_700_000_000_000i64;
@@ -24,14 +25,19 @@ async fn seed_history(store: &Store, campaign: i64) {
         .unwrap();
         let start = t0 + i * 60_000;
         let (outcome, by, answered, ended, connected, talk, wrap): (&str, Option<&str>, Option<i64>, i64, Option<i64>, f64, f64) = match i % 10 {
-            0..=2 => ("answered", Some("human"), Some(start + 6000), start + 200_000, Some(start + 7000), [60.0, 120.0, 180.0][(i / 10 % 3) as usize], 10.0),
+            0..=2 => ("answered", Some("human"), Some(start + 6000), start + 200_000, Some(start + 7600), [60.0, 120.0, 180.0][(i / 10 % 3) as usize], 10.0),
             3 | 4 => ("machine", Some("machine"), Some(start + 10_000), start + 13_000, None, 0.0, 0.0),
             5 => ("busy", None, None, start + 2000, None, 0.0, 0.0),
             _ => ("no_answer", None, None, start + 25_000, None, 0.0, 0.0),
         };
+        let verdict = match by {
+            Some("human") => answered.map(|a| a + 1400),
+            Some(_) => answered.map(|a| a + 2600),
+            None => None,
+        };
         sqlx::query(
-            "INSERT INTO lead_attempts (lead_id, campaign_id, phone, started_at, answered_at, connected_at, ended_at, outcome, answered_by, talk_s, wrap_s) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO lead_attempts (lead_id, campaign_id, phone, started_at, answered_at, connected_at, ended_at, outcome, answered_by, talk_s, wrap_s, verdict_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(lead)
         .bind(campaign)
@@ -44,6 +50,7 @@ async fn seed_history(store: &Store, campaign: i64) {
         .bind(by)
         .bind(talk)
         .bind(wrap)
+        .bind(verdict)
         .execute(store.pool())
         .await
         .unwrap();
@@ -71,6 +78,8 @@ async fn learns_shares_and_timings_from_history() {
         assert!((sc.timing.ring_human.mean - 6.0).abs() < 0.01);
         assert!((sc.timing.ring_machine.mean - 10.0).abs() < 0.01);
         assert!((sc.timing.busy_after - 2.0).abs() < 0.01);
+        assert!((sc.timing.amd_human_verdict - 1.4).abs() < 1e-9, "{:?}", sc.timing);
+        assert!((sc.timing.amd_machine_verdict - 2.6).abs() < 1e-9, "{:?}", sc.timing);
         assert!((sc.timing.talk.mean - 118.5).abs() < 1e-9, "{:?}", sc.timing.talk);
         assert!(sc.timing.talk.sigma_log > 0.1);
         assert_eq!(sc.timing.wrap.mean, 10.0);

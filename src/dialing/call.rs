@@ -273,7 +273,10 @@ async fn drive(
                 camp.reports.send(Report::Outcome(PacingOutcome::Failed { after_s: rec.secs_since_dial() })).ok();
                 return None;
             }
-            Detected::Verdict { machine, after } => (machine, after.as_secs_f64()),
+            Detected::Verdict { machine, after } => {
+                rec.out.verdict_at = Some(now_ms());
+                (machine, after.as_secs_f64())
+            }
         }
     } else {
         (false, 0.0)

@@ -29,6 +29,11 @@ fn mean_sd(xs: &[f64]) -> (f64, f64) {
     (m, v.sqrt())
 }
 
+/// Mean detection time, or `default` when none was recorded.
+fn verdict_mean(xs: &[f64], default: f64) -> f64 {
+    if xs.is_empty() { default } else { mean_sd(xs).0 }
+}
+
 impl Store {
     /// A scenario with the campaign's outcome shares and timings over attempts started at or
     /// after `since_ms`, for `agents` agents over `hours`.
@@ -49,11 +54,15 @@ impl Store {
         }
         let (mut humans, mut machines, mut failed) = (0usize, 0usize, 0usize);
         let (mut ring_h, mut ring_m, mut fail_after, mut talk, mut wrap) = (vec![], vec![], vec![], vec![], vec![]);
+        let (mut verdict_h, mut verdict_m) = (vec![], vec![]);
         for r in &rows {
             let secs = |t: i64| (t - r.started_at) as f64 / 1000.0;
+            // Answer → detection's verdict, when both were recorded.
+            let verdict = r.answered_at.zip(r.verdict_at).map(|(a, v)| (v - a) as f64 / 1000.0).filter(|s| *s >= 0.0);
             match r.answered_by.as_deref() {
                 Some("human") => {
                     humans += 1;
+                    verdict_h.extend(verdict);
                     ring_h.extend(r.answered_at.map(secs));
                     if r.connected_at.is_some() {
                         if r.talk_s > 0.0 {
@@ -64,6 +73,7 @@ impl Store {
                 }
                 Some("machine") => {
                     machines += 1;
+                    verdict_m.extend(verdict);
                     ring_m.extend(r.answered_at.map(secs));
                 }
                 _ if matches!(r.outcome.as_str(), "busy" | "invalid_number" | "congestion") => {
@@ -97,9 +107,10 @@ impl Store {
                 ring_machine: ring(&ring_m, 12.0),
                 busy_after: if fail_after.is_empty() { 3.0 } else { mean_sd(&fail_after).0.max(0.1) },
                 no_answer_timeout: timeout,
-                // Detection and connect times are not recorded per call: Pacer's defaults.
-                amd_human_verdict: 1.0,
-                amd_machine_verdict: 3.0,
+                // Detection times as recorded (Pacer's defaults for a campaign without
+                // them, such as one dialled without detection); the connect limit is Pacer's.
+                amd_human_verdict: verdict_mean(&verdict_h, 1.0),
+                amd_machine_verdict: verdict_mean(&verdict_m, 3.0),
                 connect_limit: 2.0,
                 talk: MeanSigmaLog { mean: talk_mean, sigma_log },
                 wrap: MeanCv { mean: wrap_mean.max(0.0), cv: if wrap_mean > 0.0 { wrap_sd / wrap_mean } else { 0.0 } },

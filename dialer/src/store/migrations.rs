@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "api tokens, web sessions, audit log", include_str!("../../migrations/0006_access.sql")),
     (7, "kill switch, blocked outcome", include_str!("../../migrations/0007_kill_switch.sql")),
     (8, "agent web sessions, callbacks by lead", include_str!("../../migrations/0008_agent_sessions.sql")),
+    (9, "verdict time", include_str!("../../migrations/0009_verdict_time.sql")),
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

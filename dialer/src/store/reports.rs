@@ -87,6 +87,8 @@ pub struct Cdr {
     pub trunk: Option<String>,
     pub started_at: i64,
     pub answered_at: Option<i64>,
+    /// When answering-machine detection decided.
+    pub verdict_at: Option<i64>,
     pub connected_at: Option<i64>,
     pub ended_at: Option<i64>,
     pub sip_status: Option<i64>,
@@ -210,7 +212,7 @@ impl Store {
     pub async fn cdrs(&self, q: &CdrQuery) -> Result<Vec<Cdr>, StoreError> {
         let mut sql = String::from(
             "SELECT id, lead_id, campaign_id, phone, call_id, trunk, started_at, answered_at, connected_at, ended_at, sip_status, \
-             q850_cause, outcome, answered_by, agent_id, disposition, CASE WHEN abandoned THEN 1 ELSE 0 END, talk_s, wrap_s, recording_path, notes \
+             q850_cause, outcome, answered_by, agent_id, disposition, CASE WHEN abandoned THEN 1 ELSE 0 END, talk_s, wrap_s, recording_path, notes, verdict_at \
              FROM lead_attempts WHERE id > $1",
         );
         let mut n = 1;
@@ -262,6 +264,7 @@ impl Store {
                     trunk: r.try_get(5)?,
                     started_at: r.try_get(6)?,
                     answered_at: r.try_get(7)?,
+                    verdict_at: r.try_get(21)?,
                     connected_at: r.try_get(8)?,
                     ended_at: r.try_get(9)?,
                     sip_status: r.try_get(10)?,
