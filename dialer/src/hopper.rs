@@ -185,7 +185,9 @@ impl Hopper {
         let (retry_lists, retry_binds) = list_cond(None);
         queries.push((format!("state = 'retry' AND next_due_at <= $2 AND {retry_lists} {zone_sql} ORDER BY next_due_at, id"), retry_binds));
         let new_order = match &c.settings.new_lead_order {
-            NewLeadOrder::ListPriority => "id".to_string(),
+            // `id + 0`: the order of the index of new leads (migration 10), which the primary
+            // key cannot give, so the planner cannot walk the key past dialled leads.
+            NewLeadOrder::ListPriority => "id + 0".to_string(),
             // Validated settings hold only [A-Za-z0-9_] here; anything else sorts by id.
             NewLeadOrder::Field { field } if !field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => "id".to_string(),
             NewLeadOrder::Field { field } if pg => format!("(fields::json->>'{field}'), id"),

@@ -278,6 +278,36 @@ async fn a_reset_lead_gets_a_fresh_set_of_attempts() {
     }
 }
 
+/// New leads come from the index of new leads in claim order, also when PostgreSQL's
+/// statistics still say every lead is new (as right after an import): walking the primary
+/// key instead made each claim skip every lead dialled before it.
+#[tokio::test]
+async fn new_leads_are_claimed_from_their_own_index() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let s = &db.store;
+    let c = running(s, CampaignSettings::default()).await;
+    let csv: String = std::iter::once("phone\n".to_string()).chain((0..1200).map(|i| format!("+1415555{i:04}\n"))).collect();
+    import(s, c, "L", 0, csv).await;
+    let h = Hopper::new(s.clone(), &cfg());
+    let mut last = 0;
+    for _ in 0..300 {
+        let got = h.claim(c, "n1", 1, t0()).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(got[0].lead.id > last, "new leads in id order");
+        last = got[0].lead.id;
+    }
+    // Index statistics reach the view within a second or so of each transaction.
+    let scans = || async {
+        sqlx::query_scalar::<_, i64>("SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'leads_new_claim'").fetch_one(s.pool()).await.unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while scans().await < 300 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(scans().await >= 300, "claims of new leads scanned leads_new_claim {} times", scans().await);
+    db.cleanup().await;
+}
+
 #[tokio::test]
 async fn leases_expire_and_start_up_reconciles_a_crash() {
     for db in TestDb::all().await {
