@@ -189,7 +189,7 @@ impl Hopper {
             // key cannot give, so the planner cannot walk the key past dialled leads.
             NewLeadOrder::ListPriority => "id + 0".to_string(),
             // Validated settings hold only [A-Za-z0-9_] here; anything else sorts by id.
-            NewLeadOrder::Field { field } if !field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => "id".to_string(),
+            NewLeadOrder::Field { field } if !field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => "id + 0".to_string(),
             NewLeadOrder::Field { field } if pg => format!("(fields::json->>'{field}'), id"),
             NewLeadOrder::Field { field } => format!("json_extract(fields, '$.{field}'), id"),
         };

@@ -117,26 +117,42 @@ impl Store {
         let pg = self.backend() == Backend::Postgres;
         let lock = if pg { " FOR UPDATE" } else { "" };
         let (history, dnc) = if pg { (PG_HISTORY, PG_DNC) } else { (SQLITE_HISTORY, SQLITE_DNC) };
+        // A lock that waited for another transaction of this lead returns the lead as that
+        // one left it, but the subqueries read the statement's snapshot, taken before: the
+        // row the snapshot sees is then an older version than the locked one (PostgreSQL;
+        // SQLite has one writer). The query then runs once more, the lock held, afresh.
+        let stale = if pg { "(SELECT l.xmin::text FROM leads l WHERE l.id = leads.id) IS DISTINCT FROM leads.xmin::text" } else { "FALSE" };
         // Round trips are what a write costs: the lead comes with whether it has an open
         // callback (closed below only then), its campaign's settings (the retry rules) and
         // the flags of the disposition and of the system outcome, its earlier attempts and
         // which of its numbers are on a DNC list, in one query. Scalar subqueries, so that
         // FOR UPDATE locks the lead's row only.
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {LEAD_COLUMNS}, (SELECT COUNT(*) FROM callbacks WHERE lead_id = leads.id AND done_at IS NULL), \
              (SELECT settings FROM campaigns WHERE campaigns.id = leads.campaign_id), \
              (SELECT {FLAG_BITS} FROM dispositions WHERE code = $2), \
-             (SELECT {FLAG_BITS} FROM dispositions WHERE code = $3), {history}, {dnc} \
+             (SELECT {FLAG_BITS} FROM dispositions WHERE code = $3), {history}, {dnc}, \
+             CASE WHEN {stale} THEN 1 ELSE 0 END \
              FROM leads WHERE id = $1{lock}"
-        )))
-        .bind(o.lead_id)
-        .bind(&code)
-        .bind(&o.outcome)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound { what: "lead", id: o.lead_id.to_string() })?;
+        );
+        let mut row = None;
+        for _ in 0..2 {
+            let r = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(o.lead_id)
+                .bind(&code)
+                .bind(&o.outcome)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound { what: "lead", id: o.lead_id.to_string() })?;
+            let was_stale = r.try_get::<i64, _>(r.len() - 1)? != 0;
+            row = Some(r);
+            if !was_stale {
+                break;
+            }
+        }
+        let row = row.expect("the query ran");
         let lead = decode_lead(&row)?;
-        let extra = row.len() - 6;
+        let extra = row.len() - 7;
         let open_callbacks: i64 = row.try_get(extra)?;
         let bad_json = |col: &'static str| move |e: serde_json::Error| StoreError::Database(sqlx::Error::ColumnDecode { index: col.into(), source: e.into() });
         let settings: Option<String> = row.try_get(extra + 1)?;
@@ -191,15 +207,6 @@ impl Store {
         // History after this attempt (start times, same-disposition count, numbers left).
         let earlier: Option<String> = row.try_get(extra + 4)?;
         let mut earlier: Vec<(i64, i64, String, String)> = earlier.as_deref().map(serde_json::from_str).transpose().map_err(bad_json("history"))?.unwrap_or_default();
-        if earlier.len() as i64 != lead.attempts {
-            // The lock waited for another outcome of this lead (the query's snapshot predates
-            // that attempt), or the lead was reset: read the history again, now.
-            earlier = sqlx::query_as("SELECT id, started_at, phone, COALESCE(disposition, outcome) FROM lead_attempts WHERE lead_id = $1 AND id <> $2")
-                .bind(lead.id)
-                .bind(attempt_id)
-                .fetch_all(&mut *tx)
-                .await?;
-        }
         earlier.sort_unstable_by_key(|a| a.0);
         // A reset forgets the attempts before it (the lead's `attempts` counts those after):
         // the caps per lead, per number and per disposition start again.

@@ -141,14 +141,10 @@ impl MediaEngine {
     /// host candidate, so the browser needs nothing more from us.
     pub async fn webrtc_endpoint(&self, offer_sdp: &str) -> Result<(Endpoint, String), MediaError> {
         let shared = self.new_shared();
-        let (pc, tx, answer, neg) = match crate::webrtc::answer(self.inner.clone(), shared.clone(), offer_sdp).await {
-            Ok(parts) => parts,
-            Err(e) => {
-                // The leg never reaches its shard.
-                self.inner.ctx.shards[shared.shard.load(SeqCst)].legs.fetch_sub(1, SeqCst);
-                return Err(e);
-            }
-        };
+        // Until the leg reaches its shard, a failed or cancelled answer gives its place back.
+        let mut placed = Placement { engine: &self.inner, shard: shared.shard.load(SeqCst), armed: true };
+        let (pc, tx, answer, neg) = crate::webrtc::answer(self.inner.clone(), shared.clone(), offer_sdp).await?;
+        placed.armed = false;
         let ep = self.add_leg(shared, LegIo::Channel { tx }, Kind::WebRtc { answer: answer.clone(), _pc: pc }, "webrtc");
         // After the Add, on the same channel: the shard has the leg when this arrives.
         ep.configure(neg)?;
@@ -180,6 +176,21 @@ impl MediaEngine {
     /// A leg already in a bridge leaves it (re-pointing an agent to the next customer).
     pub fn bridge(&self, customer: &Endpoint, agent: &Endpoint) -> Result<Bridge, MediaError> {
         Bridge::start(self.inner.clone(), customer, agent)
+    }
+}
+
+/// A new leg's place in its shard's count, given back on drop unless the leg got there.
+struct Placement<'a> {
+    engine: &'a EngineInner,
+    shard: usize,
+    armed: bool,
+}
+
+impl Drop for Placement<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.engine.ctx.shards[self.shard].legs.fetch_sub(1, SeqCst);
+        }
     }
 }
 

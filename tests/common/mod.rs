@@ -171,12 +171,17 @@ pub fn sipp_carrier(dir: &Path, scenario: &str, calls: u32, extra: &[&str]) -> (
         let deadline = Instant::now() + Duration::from_secs(5);
         let exited = loop {
             if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
-                break None;
+                // Held, by SIPp or by whoever took the port first: SIPp exits at once then.
+                std::thread::sleep(Duration::from_millis(150));
+                break child.try_wait().unwrap();
             }
             if let Some(status) = child.try_wait().unwrap() {
                 break Some(status);
             }
-            assert!(Instant::now() < deadline, "sipp {scenario} did not bind port {port} within 5 s");
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("sipp {scenario} did not bind port {port} within 5 s");
+            }
             std::thread::sleep(Duration::from_millis(10));
         };
         let Some(status) = exited else { return (child, port) };
