@@ -21,6 +21,8 @@
 //! agents (or the grace is over), and marks it reserved for them.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -58,7 +60,7 @@ pub struct Hopper {
     lease_ms: i64,
     /// When (the claims' `now`, ms) expired leases were last returned: claims return them at
     /// most once a second, not in every claim (a lease lasts tens of seconds).
-    expired_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    expired_at: Arc<AtomicI64>,
 }
 
 /// Claims return expired leases at most this often (ms of the claims' clock).
@@ -72,7 +74,7 @@ impl Hopper {
             legal_end: cfg.legal_window_end.clone(),
             centre_zone: cfg.time_zone.parse().unwrap_or(Tz::UTC),
             lease_ms: cfg.lease_s as i64 * 1000,
-            expired_at: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN)),
+            expired_at: Arc::new(AtomicI64::new(i64::MIN)),
         }
     }
 
@@ -112,11 +114,11 @@ impl Hopper {
             return Ok(Vec::new());
         }
         let now_ms = now.timestamp_millis();
-        let last = self.expired_at.load(std::sync::atomic::Ordering::Relaxed);
+        let last = self.expired_at.load(Relaxed);
         // (A clock that went back, as tests' may, expires again.)
         if now_ms < last || now_ms.saturating_sub(last) >= EXPIRY_EVERY_MS {
             self.expire_leases(now_ms).await?;
-            self.expired_at.store(now_ms, std::sync::atomic::Ordering::Relaxed);
+            self.expired_at.store(now_ms, Relaxed);
         }
         let scope = Scope { zones: filter, agents, today: now.with_timezone(&self.centre_zone).date_naive() };
         let mut out = Vec::new();

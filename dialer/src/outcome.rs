@@ -135,8 +135,8 @@ impl Store {
              CASE WHEN {stale} THEN 1 ELSE 0 END \
              FROM leads WHERE id = $1{lock}"
         );
-        let mut row = None;
-        for _ in 0..2 {
+        let mut reran = false;
+        let row = loop {
             let r = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(o.lead_id)
                 .bind(&code)
@@ -144,13 +144,11 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(StoreError::NotFound { what: "lead", id: o.lead_id.to_string() })?;
-            let was_stale = r.try_get::<i64, _>(r.len() - 1)? != 0;
-            row = Some(r);
-            if !was_stale {
-                break;
+            if reran || r.try_get::<i64, _>(r.len() - 1)? == 0 {
+                break r;
             }
-        }
-        let row = row.expect("the query ran");
+            reran = true;
+        };
         let lead = decode_lead(&row)?;
         let extra = row.len() - 7;
         let open_callbacks: i64 = row.try_get(extra)?;
