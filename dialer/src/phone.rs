@@ -175,6 +175,28 @@ mod tests {
         }
     }
 
+    /// Every region's example numbers (libphonenumber's metadata) normalise, with that
+    /// region as the default country and in international form, to one E.164 number of
+    /// that region. This also compiles and runs most of the metadata's patterns once, as an
+    /// import of a worldwide list would.
+    #[test]
+    fn every_regions_example_numbers_normalise() {
+        use phonenumber::metadata::DATABASE;
+        let mut checked = 0;
+        for meta in DATABASE.iter().filter(|m| m.id().len() == 2 && m.id() != "001") {
+            let local = Normalizer::new(meta.id()).unwrap();
+            let d = meta.descriptors();
+            for example in [d.fixed_line(), d.mobile(), d.toll_free()].into_iter().flatten().filter_map(|x| x.example()) {
+                let Ok(national) = local.normalize(example) else { continue };
+                let intl = local.normalize(&format!("+{} {example}", meta.country_code())).unwrap_or_else(|e| panic!("{}: {e}", meta.id()));
+                assert_eq!(intl.e164, national.e164, "{} {example}", meta.id());
+                assert_eq!(local.normalize(&national.e164).unwrap(), national, "{} {example}", meta.id());
+                checked += 1;
+            }
+        }
+        assert!(checked > 400, "{checked} example numbers");
+    }
+
     #[test]
     fn zones_come_from_the_region() {
         let t = parse_zone_tab("# c\nGB\t+513030-0000731\tEurope/London\nUS\t+1\tAmerica/New_York\nUS\t+2\tAmerica/Chicago\tCentral\n");

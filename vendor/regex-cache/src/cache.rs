@@ -19,7 +19,7 @@
 // SOFTWARE.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::{Mutex, Arc};
+use std::sync::{Mutex, Arc, OnceLock};
 use std::borrow::Cow;
 use std::fmt;
 use std::str;
@@ -124,15 +124,21 @@ impl DerefMut for RegexCache {
 	}
 }
 
+/// Pacer's patch: a `CachedRegex` compiles its expression once, on first use, and keeps
+/// it (shared by its clones). The original looked it up in the shared LRU cache on every
+/// call, under the cache's mutex, hashing the whole pattern: one lock for every regex use
+/// of every thread (phonenumber's numbers are matched against patterns kilobytes long).
+/// The cache is still accepted and kept, so the public API is unchanged.
 #[derive(Clone)]
 pub struct CachedRegex {
 	builder: CachedRegexBuilder,
+	compiled: Arc<OnceLock<Regex>>,
 }
 
 macro_rules! regex {
 	($self:ident) => (
-		$self.builder.cache.lock().unwrap().configure(&$self.builder.source, |b|
-			$self.builder.options.define(b)).unwrap()
+		$self.compiled.get_or_init(|| $self.builder.options.define(&mut RegexBuilder::new(&$self.builder.source))
+			.build().expect("a CachedRegex pattern compiles (the original unwrapped it too)"))
 	)
 }
 
@@ -159,6 +165,7 @@ impl CachedRegex {
 	fn from(builder: CachedRegexBuilder) -> Self {
 		CachedRegex {
 			builder: builder,
+			compiled: Arc::new(OnceLock::new()),
 		}
 	}
 
@@ -216,6 +223,9 @@ impl fmt::Display for CachedRegex {
 /// A configurable builder for a cached `Regex`.
 #[derive(Clone, Debug)]
 pub struct CachedRegexBuilder {
+	// Pacer's patch: no longer read (a `CachedRegex` keeps its own compiled regex); kept
+	// so that the constructors' signatures stay as they were.
+	#[allow(dead_code)]
 	cache:   Arc<Mutex<RegexCache>>,
 	source:  String,
 	options: Options,
@@ -330,7 +340,7 @@ impl CachedRegexBuilder {
 #[cfg(test)]
 mod test {
 	use std::sync::{Arc, Mutex};
-	use crate::cache::{RegexCache, CachedRegex};
+	use crate::cache::{RegexCache, CachedRegex, CachedRegexBuilder};
 
 	#[test]
 	fn respects_limit() {
@@ -351,5 +361,16 @@ mod test {
 
 		assert!(re.is_match("123"));
 		assert!(!re.is_match("abc"));
+	}
+
+	#[test]
+	fn options_apply_and_clones_share_the_compiled_regex() {
+		let cache = Arc::new(Mutex::new(RegexCache::new(100)));
+		let re = CachedRegexBuilder::new(cache, r"^ \d{3} $").ignore_whitespace(true).build().unwrap();
+		let copy = re.clone();
+		assert!(re.is_match("123"));
+		assert!(std::ptr::eq(re.compiled.get().unwrap(), copy.compiled.get().unwrap()));
+		assert!(!copy.is_match("1234"));
+		assert!(CachedRegexBuilder::new(Arc::new(Mutex::new(RegexCache::new(1))), "(").build().is_err());
 	}
 }
