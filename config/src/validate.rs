@@ -145,7 +145,7 @@ pub(crate) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
         c.fail("media.rtp_port_max", "the RTP range needs at least two ports (RTP and RTCP)");
     }
     c.check(m.rtp_port_min >= 1024, "media.rtp_port_min", "must be at least 1024");
-    c.check(m.rtp_port_min % 2 == 0, "media.rtp_port_min", "must be even (RTP uses even ports)");
+    c.check(m.rtp_port_min.is_multiple_of(2), "media.rtp_port_min", "must be even (RTP uses even ports)");
     if m.codecs.is_empty() {
         c.fail("media.codecs", "must name at least one codec");
     }

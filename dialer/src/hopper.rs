@@ -239,9 +239,9 @@ impl Hopper {
             return Ok((Vec::new(), false));
         }
         let numbers: Vec<String> = leads.iter().flat_map(|l| std::iter::once(l.phone.clone()).chain(l.alt_phones.iter().cloned())).collect();
-        let blocked = blocked_numbers(&mut *tx, c.id, &numbers).await?;
+        let blocked = blocked_numbers(&mut tx, c.id, &numbers).await?;
         let lockout_ms = c.settings.retry.abandon_lockout_h as i64 * 3_600_000;
-        let locked = if lockout_ms > 0 { locked_numbers(&mut *tx, &numbers, now - lockout_ms).await? } else { HashMap::new() };
+        let locked = if lockout_ms > 0 { locked_numbers(&mut tx, &numbers, now - lockout_ms).await? } else { HashMap::new() };
         let mut per_number: HashMap<(i64, String), u32> = HashMap::new();
         if leads.iter().any(|l| l.attempts > 0) {
             let id_list = leads.iter().map(|l| l.id.to_string()).collect::<Vec<_>>().join(",");

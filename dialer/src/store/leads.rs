@@ -272,7 +272,7 @@ impl Store {
             query = query.bind(v.clone());
         }
         if let Some(v) = &q.name {
-            query = query.bind(format!("%{}%", v.replace('%', "").replace('_', "")));
+            query = query.bind(format!("%{}%", v.replace(['%', '_'], "")));
         }
         for b in filter {
             query = match b {
