@@ -155,6 +155,9 @@ mod tests {
             }
         }
         assert_eq!(n.normalize("tel: +44 20 7946 0018").unwrap().e164, "+442079460018");
+        // Plain digits need the read-back too: in Lithuania `080812345` parses (national
+        // prefix 0) to +37080812345, which reads back with its 8 taken as the prefix.
+        assert!(Normalizer::new("LT").unwrap().normalize("080812345").is_err());
         // What normalises is E.164 and normalises to itself.
         for raw in ["+1 212 555 0100", "(212) 555-0100", "+44 20 7946 0018", "+39 06 6988 4000"] {
             let e = n.normalize(raw).unwrap().e164;
