@@ -65,7 +65,7 @@ fn migrate_creates_and_updates_the_database() {
     let run = || Command::new(PACER).arg("migrate").current_dir(dir.path()).env_remove("PACER_DATABASE__URL").output().unwrap();
     let first = run();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    assert!(String::from_utf8_lossy(&first.stdout).contains("10 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("11 migration(s) applied"));
     assert!(dir.path().join("data/pacer.db").exists());
     let second = run();
     assert!(String::from_utf8_lossy(&second.stdout).contains("0 migration(s) applied"));

@@ -30,7 +30,7 @@ async fn fresh_database_reports_pending_migrations() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("nested/dir/p.db").display());
     let store = pacer_dialer::store::Store::connect(&url, &Default::default()).await.unwrap();
-    assert_eq!(store.pending_migrations().await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert_eq!(store.pending_migrations().await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     store.migrate().await.unwrap();
     assert!(store.pending_migrations().await.unwrap().is_empty());
 }

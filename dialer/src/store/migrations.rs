@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "agent web sessions, callbacks by lead", include_str!("../../migrations/0008_agent_sessions.sql")),
     (9, "verdict time", include_str!("../../migrations/0009_verdict_time.sql")),
     (10, "index of new leads in claim order", include_str!("../../migrations/0010_new_leads_index.sql")),
+    (11, "lease index of leased leads only", include_str!("../../migrations/0011_partial_lease_index.sql")),
 ];
 
 fn render(sql: &str, backend: Backend) -> String {
