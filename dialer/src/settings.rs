@@ -32,6 +32,10 @@ pub struct CampaignSettings {
     pub caller_id: CallerId,
     /// Seconds a call may ring before it is cancelled as no-answer.
     pub ring_timeout_s: u32,
+    /// Seconds after which predictive pacing may hang up a call still ringing, when a
+    /// person answering it then would probably find no agent (15 at least; equal to
+    /// `ring_timeout_s`, every call rings to the timeout).
+    pub min_ring_s: u32,
     pub amd: Amd,
     /// Audio played when an answered call finds no agent in time (then counted abandoned).
     pub safe_harbor_file: String,
@@ -65,6 +69,7 @@ impl Default for CampaignSettings {
             trunks: Vec::new(),
             caller_id: CallerId::default(),
             ring_timeout_s: 25,
+            min_ring_s: MIN_RING_TIMEOUT_S,
             amd: Amd::default(),
             safe_harbor_file: String::new(),
             wrap_up_s: 30,
@@ -250,6 +255,9 @@ impl CampaignSettings {
         if self.ring_timeout_s < MIN_RING_TIMEOUT_S || self.ring_timeout_s > 120 {
             bad("ring_timeout_s", format!("{} is not between {MIN_RING_TIMEOUT_S} and 120", self.ring_timeout_s));
         }
+        if self.min_ring_s < MIN_RING_TIMEOUT_S || self.min_ring_s > self.ring_timeout_s.max(MIN_RING_TIMEOUT_S) {
+            bad("min_ring_s", format!("{} is not between {MIN_RING_TIMEOUT_S} and ring_timeout_s ({})", self.min_ring_s, self.ring_timeout_s));
+        }
         if self.amd.action == AmdAction::LeaveMessage && self.amd.message_file.trim().is_empty() {
             bad("amd.message_file", "needed when amd.action is leave_message".into());
         }
@@ -395,6 +403,7 @@ mod tests {
         let s = CampaignSettings::from_json(&serde_json::json!({
             "abandon_target": 0.05,
             "ring_timeout_s": 10,
+            "min_ring_s": 40,
             "caller_id": {"mode": "pool", "numbers": []},
             "amd": {"action": "leave_message"},
             "script": "Hello {{first name}}",
@@ -406,7 +415,7 @@ mod tests {
         }))
         .unwrap();
         let fields: Vec<String> = s.validate().into_iter().map(|p| p.field).collect();
-        for f in ["allowed_destinations[1]", "max_concurrent_calls", "max_calls_per_second", "abandon_target", "ring_timeout_s", "caller_id.numbers", "amd.message_file", "script", "retry.max_attempts_per_lead", "windows.weekly.mon[0]"] {
+        for f in ["allowed_destinations[1]", "max_concurrent_calls", "max_calls_per_second", "abandon_target", "ring_timeout_s", "min_ring_s", "caller_id.numbers", "amd.message_file", "script", "retry.max_attempts_per_lead", "windows.weekly.mon[0]"] {
             assert!(fields.iter().any(|x| x == f), "{f} missing from {fields:?}");
         }
     }

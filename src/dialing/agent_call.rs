@@ -113,7 +113,7 @@ pub async fn run(ctx: Arc<Ctx>, c: Campaign, claimed: Claimed, agent: AgentId, i
         let (tx, mut rx) = mpsc::unbounded_channel();
         ctx.desks.bind_call(agent, id, tx.clone(), CallSummary { campaign_id: c.id, campaign: c.name.clone(), phone: claimed.number.clone(), connected_at: 0 });
         let lease = leased.then(|| tokio::spawn(super::call::keep_lease(ctx.clone(), claimed.lead.id)));
-        let answered = dial(&ctx, None, &c, &claimed.number, claimed.caller_id.clone(), &leg, &mut rec, Some(&mut rx)).await;
+        let answered = dial(&ctx, None, &c, &claimed.number, claimed.caller_id.clone(), &leg, &mut rec, Some(&mut rx), None).await;
         let agent_done = match answered {
             Some(mut line) => {
                 rec.out.answered_by = Some("human".into());

@@ -23,7 +23,8 @@ use pacer_media::Endpoint;
 use pacer_sip::{CallEvent, OriginateRequest, Outcome as SipOutcome};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::{Instrument, debug, info_span, warn};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::Ctx;
 use super::campaign::{CampaignCtx, Report};
@@ -108,7 +109,8 @@ pub async fn run(ctx: Arc<Ctx>, camp: Arc<CampaignCtx>, claimed: Claimed, id: Ca
 /// Places a call to `number` on the campaign's first trunk and follows it to its answer.
 /// `None` when it ended without one: the outcome is in `rec` (and reported to the
 /// campaign's pacing when `camp` is given). With `agent`, the dialling agent's hang-up
-/// cancels the call while it rings.
+/// cancels the call while it rings; so does `pacing_hang_up`, the campaign engine's advice
+/// to hang up a late ring (reported to pacing as [`PacingOutcome::HungUp`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn dial(
     ctx: &Arc<Ctx>,
@@ -119,6 +121,7 @@ pub(super) async fn dial(
     leg: &Endpoint,
     rec: &mut Record,
     agent: Option<&mut mpsc::UnboundedReceiver<AgentCommand>>,
+    pacing_hang_up: Option<CancellationToken>,
 ) -> Option<Line> {
     let s = &c.settings;
     // The toll-fraud guard, on the one path every outbound call to a lead takes. The lead
@@ -158,25 +161,41 @@ pub(super) async fn dial(
     // SIP transaction timeout (64·T1) the call is given up.
     let give_up = tokio::time::Instant::now() + Duration::from_secs(u64::from(s.ring_timeout_s.max(15)) + 40);
     let mut agent = agent;
+    let mut pacing_hang_up = pacing_hang_up;
+    let mut hung_up_by_pacing = false;
     loop {
         let next = async {
-            match agent.as_deref_mut() {
-                Some(rx) => tokio::select! {
-                    ev = call.next_event() => Some(ev),
-                    cmd = rx.recv() => match cmd {
-                        Some(AgentCommand::Hangup) | None => None,
-                        Some(_) => Some(Some(CallEvent::Trying)),
-                    },
+            tokio::select! {
+                ev = call.next_event() => Some(ev),
+                cmd = async {
+                    match agent.as_deref_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match cmd {
+                    Some(AgentCommand::Hangup) | None => None,
+                    Some(_) => Some(Some(CallEvent::Trying)),
                 },
-                None => Some(call.next_event().await),
+                _ = async {
+                    match &pacing_hang_up {
+                        Some(t) => t.cancelled().await,
+                        None => std::future::pending().await,
+                    }
+                } => None,
             }
         };
         let ev = match tokio::time::timeout_at(give_up, next).await {
             Ok(Some(ev)) => ev,
             Ok(None) => {
-                // The agent gave up on their call: CANCEL, then its final response.
+                // The agent gave up on their call, or pacing advises hanging up a late
+                // ring: CANCEL, then its final response.
+                if pacing_hang_up.as_ref().is_some_and(|t| t.is_cancelled()) {
+                    hung_up_by_pacing = true;
+                    info!(after_s = rec.secs_since_dial(), "hanging up a late ring: a person answering now would probably find no agent");
+                }
                 call.hangup().await;
                 agent = None;
+                pacing_hang_up = None;
                 continue;
             }
             Err(_) => {
@@ -219,9 +238,14 @@ pub(super) async fn dial(
                 rec.out.sip_status = status.map(i64::from);
                 rec.out.q850_cause = q850.map(i64::from);
                 rec.out.outcome = failure_code(outcome).into();
-                rec.out.notes = Some(reason);
                 let after_s = rec.secs_since_dial();
-                let o = if outcome == SipOutcome::NoAnswer { PacingOutcome::NoAnswer { after_s } } else { PacingOutcome::Failed { after_s } };
+                let o = if hung_up_by_pacing && outcome == SipOutcome::Cancelled {
+                    rec.out.notes = Some(format!("hung up by pacing after {after_s:.0} s of ringing ({reason})"));
+                    PacingOutcome::HungUp { after_s }
+                } else {
+                    rec.out.notes = Some(reason);
+                    if outcome == SipOutcome::NoAnswer { PacingOutcome::NoAnswer { after_s } } else { PacingOutcome::Failed { after_s } }
+                };
                 report(camp, Report::Outcome(o));
                 return None;
             }
@@ -260,7 +284,8 @@ async fn drive(
     rec: &mut Record,
 ) -> Option<super::settle::AgentPart> {
     let s = &c.settings;
-    let mut call = dial(ctx, Some(camp.as_ref()), c, &claimed.number, claimed.caller_id.clone(), leg, rec, None).await?;
+    let hang_up = camp.in_flight.hang_up_token(id);
+    let mut call = dial(ctx, Some(camp.as_ref()), c, &claimed.number, claimed.caller_id.clone(), leg, rec, None, hang_up).await?;
     let ring_s = rec.secs_since_dial();
     camp.in_flight.stage(id, CallStage::Detecting);
     // Answering-machine detection on the first seconds of the customer's audio.

@@ -31,10 +31,14 @@ pub enum Report {
     Wrap(f64),
 }
 
+/// One call in flight: when it was dialled, its stage and since when, and the token that
+/// asks its actor to hang up while it rings (the pacing engine's advice).
+type Entry = (Instant, CallStage, Instant, CancellationToken);
+
 /// Calls of one campaign that are not connected to an agent or over yet. The
 /// `pacer_calls_in_flight` gauge of each stage follows the table.
 pub struct InFlight {
-    calls: Mutex<HashMap<CallId, (Instant, CallStage, Instant)>>,
+    calls: Mutex<HashMap<CallId, Entry>>,
     gauge: prometheus::IntGaugeVec,
     campaign: String,
 }
@@ -58,9 +62,28 @@ impl InFlight {
 
     pub fn insert(&self, id: CallId) {
         let now = Instant::now();
-        if self.lock().insert(id, (now, CallStage::Ringing, now)).is_none() {
+        if self.lock().insert(id, (now, CallStage::Ringing, now, CancellationToken::new())).is_none() {
             self.count(CallStage::Ringing, 1);
         }
+    }
+
+    /// The token the engine's advice to hang up the call (while it rings) cancels.
+    pub fn hang_up_token(&self, id: CallId) -> Option<CancellationToken> {
+        self.lock().get(&id).map(|c| c.3.clone())
+    }
+
+    /// Asks the actors of these calls to hang up, if they are still ringing and were not
+    /// asked before; returns how many were asked now.
+    fn hang_up(&self, ids: impl Iterator<Item = CallId>) -> u64 {
+        let calls = self.lock();
+        let mut asked = 0;
+        for id in ids {
+            if let Some(c) = calls.get(&id).filter(|c| c.1 == CallStage::Ringing && !c.3.is_cancelled()) {
+                c.3.cancel();
+                asked += 1;
+            }
+        }
+        asked
     }
 
     pub fn stage(&self, id: CallId, stage: CallStage) {
@@ -76,7 +99,7 @@ impl InFlight {
 
     pub fn remove(&self, id: CallId) {
         let gone = self.lock().remove(&id);
-        if let Some((_, stage, _)) = gone {
+        if let Some((_, stage, _, _)) = gone {
             self.count(stage, -1);
         }
     }
@@ -85,16 +108,17 @@ impl InFlight {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, (Instant, CallStage, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, Entry>> {
         self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn snapshot(&self) -> Vec<CallInFlight> {
+    /// The calls as the engine sees them, and their ids in the same order.
+    fn snapshot(&self) -> (Vec<CallId>, Vec<CallInFlight>) {
         let now = Instant::now();
         self.lock()
-            .values()
-            .map(|(dialled, stage, since)| CallInFlight { age_s: (now - *dialled).as_secs_f64(), stage: *stage, stage_age_s: (now - *since).as_secs_f64() })
-            .collect()
+            .iter()
+            .map(|(id, (dialled, stage, since, _))| (*id, CallInFlight { age_s: (now - *dialled).as_secs_f64(), stage: *stage, stage_age_s: (now - *since).as_secs_f64() }))
+            .unzip()
     }
 }
 
@@ -128,6 +152,7 @@ pub fn pacing_settings(c: &Campaign) -> PacingSettings {
         max_lines_per_agent: s.max_lines_per_agent,
         min_agents: s.min_agents_predictive,
         ring_timeout_s: f64::from(s.ring_timeout_s),
+        min_ring_s: f64::from(s.min_ring_s),
         ..PacingSettings::default()
     }
 }
@@ -264,10 +289,15 @@ impl Runner {
     fn decide(&self, pacer: &mut CampaignPacer, since_start: AbandonFigures, rolling: AbandonFigures) -> (Duration, u32) {
         let c = self.camp.campaign();
         let view = self.ctx.acd.view(Some(c.id as u64));
-        let calls = self.camp.in_flight.snapshot();
+        let (ids, calls) = self.camp.in_flight.snapshot();
         let capacity = self.trunk_capacity(&c);
         let now = self.ctx.acd.now();
         let d = pacer.decide(&PacingInput { now, agents: &view, calls: &calls, since_start, rolling_30d: rolling, trunk_capacity: capacity });
+        if !pacer.hang_ups().is_empty() {
+            tracing::debug!(calls = pacer.hang_ups().len(), "hanging up late rings a person would probably be abandoned on");
+            let n = self.camp.in_flight.hang_up(pacer.hang_ups().iter().map(|&i| ids[i]));
+            self.ctx.metrics.hang_ups.with_label_values(&[&c.name]).inc_by(n);
+        }
         let e = *pacer.explain();
         let m = &self.ctx.metrics;
         let active = view.logged_in.saturating_sub(view.not_ready).max(1);

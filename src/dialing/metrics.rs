@@ -7,6 +7,7 @@ use prometheus::{Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, In
 pub struct DialMetrics {
     pub calls: IntCounterVec,
     pub dials: IntCounterVec,
+    pub hang_ups: IntCounterVec,
     pub in_flight: IntGaugeVec,
     pub dial_level: GaugeVec,
     pub abandon_rate: GaugeVec,
@@ -43,6 +44,7 @@ impl DialMetrics {
         DialMetrics {
             calls: counter("pacer_calls_total", "Finished outbound calls by campaign and outcome (system disposition code).", &["campaign", "outcome"]),
             dials: counter("pacer_dials_total", "Calls started, by campaign (rate() gives dials per second).", &["campaign"]),
+            hang_ups: counter("pacer_pacing_hang_ups_total", "Late rings the pacing engine advised hanging up (a person answering would probably have been abandoned).", &["campaign"]),
             in_flight: IntGaugeVec::new(Opts::new("pacer_calls_in_flight", "Calls in progress by campaign and stage (ringing, detecting, waiting, connected, wrap_up)."), &["campaign", "stage"])
                 .expect("static metric definition"),
             dial_level: gauge("pacer_dial_level", "Calls in flight per active agent after the last pacing decision.", &["campaign"]),
@@ -81,6 +83,7 @@ impl DialMetrics {
     pub fn register(&self, r: &Registry) -> prometheus::Result<()> {
         r.register(Box::new(self.calls.clone()))?;
         r.register(Box::new(self.dials.clone()))?;
+        r.register(Box::new(self.hang_ups.clone()))?;
         r.register(Box::new(self.in_flight.clone()))?;
         r.register(Box::new(self.dial_level.clone()))?;
         r.register(Box::new(self.abandon_rate.clone()))?;

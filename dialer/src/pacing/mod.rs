@@ -12,6 +12,11 @@
 //! adaptive (the classic dial-level controller, kept as a baseline), and predictive
 //! (Pacer's: see [`predictive`]). Predictive falls back to progressive below
 //! `min_agents`, and no mode exceeds `max_lines_per_agent` or the trunk capacity.
+//!
+//! Predictive may also hang up calls that have rung at least `min_ring_s` (never less than
+//! 15 s) when a person answering one would probably find no agent: after each decision,
+//! [`CampaignPacer::hang_ups`] lists them (indices into the input's calls), and the dialer
+//! cancels them and reports [`Outcome::HungUp`].
 
 mod baselines;
 pub mod predictive;
@@ -58,6 +63,10 @@ pub struct PacingSettings {
     pub connect_limit_s: f64,
     /// Ring timeout, seconds (never below 15).
     pub ring_timeout_s: f64,
+    /// Predictive may hang up a call that has rung this long (never below 15 s) when a
+    /// person answering it would probably be abandoned; at `ring_timeout_s` or more,
+    /// every call rings to the timeout.
+    pub min_ring_s: f64,
     /// Seconds between decisions.
     pub tick_s: f64,
 }
@@ -71,6 +80,7 @@ impl Default for PacingSettings {
             min_agents: 3,
             connect_limit_s: 2.0,
             ring_timeout_s: 25.0,
+            min_ring_s: 15.0,
             tick_s: 0.5,
         }
     }
@@ -140,6 +150,9 @@ pub enum Outcome {
     Failed { after_s: f64 },
     /// Rang out.
     NoAnswer { after_s: f64 },
+    /// Still ringing after `after_s` when the dialer hung up on the engine's advice
+    /// ([`CampaignPacer::hang_ups`]): what it would have become is not known.
+    HungUp { after_s: f64 },
 }
 
 /// Why the engine decided what it did.
@@ -206,18 +219,33 @@ pub struct CampaignPacer {
     settings: PacingSettings,
     policy: Policy,
     explanation: Explanation,
+    /// The last decision ran the predictive policy (not a fallback).
+    last_predicted: bool,
 }
 
 impl CampaignPacer {
     pub fn new(mut settings: PacingSettings) -> CampaignPacer {
         settings.abandon_target = settings.abandon_target.clamp(0.0, 0.03);
         settings.ring_timeout_s = settings.ring_timeout_s.max(15.0);
+        settings.min_ring_s = settings.min_ring_s.max(15.0);
         let policy = match settings.mode {
             PacingMode::Adaptive { max_level } => Policy::Adaptive(Adaptive::new(max_level)),
             PacingMode::Predictive => Policy::Predictive(Box::new(Predictive::new(&settings))),
             _ => Policy::Fixed,
         };
-        CampaignPacer { settings, policy, explanation: Explanation::default() }
+        CampaignPacer { settings, policy, explanation: Explanation::default(), last_predicted: false }
+    }
+
+    /// Calls the last [`decide`](Self::decide) advises hanging up, as indices into its
+    /// input's `calls`: ringing for at least `min_ring_s`, and a person answering one now
+    /// would more probably be abandoned than the margin allows (predictive only). Cancelling
+    /// them trades a few late answers for abandons avoided, and the budget saved lets the
+    /// engine dial harder.
+    pub fn hang_ups(&self) -> &[usize] {
+        match &self.policy {
+            Policy::Predictive(p) if self.last_predicted => p.hang_ups(),
+            _ => &[],
+        }
     }
 
     pub fn settings(&self) -> &PacingSettings {
@@ -266,6 +294,7 @@ impl CampaignPacer {
         // Either window's figures may be the binding one.
         let budget = input.since_start.budget(s.abandon_target).min(input.rolling_30d.budget(s.abandon_target));
         let progressive = a.ready.saturating_sub(in_flight);
+        self.last_predicted = false;
         let (want, reason) = match (&mut self.policy, s.mode) {
             (_, PacingMode::Preview) => (0, Reason::Preview),
             (_, PacingMode::Progressive) => (progressive, Reason::Progressive),
@@ -278,8 +307,10 @@ impl CampaignPacer {
                     // One more abandon would cross the target: dial only calls that are all but
                     // sure to find an agent (one per ready agent, or a risk under 0.1%).
                     let (safe, _) = p.decide(input, budget, Some(SPENT_MAX_RISK), &mut self.explanation);
+                    self.last_predicted = true;
                     (progressive.max(safe), Reason::BudgetSpent)
                 } else {
+                    self.last_predicted = true;
                     p.decide(input, budget, None, &mut self.explanation)
                 }
             }

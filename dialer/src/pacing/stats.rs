@@ -23,6 +23,13 @@ impl DecayingRate {
         self.total = self.total * self.decay + 1.0;
     }
 
+    /// A sample whose answer is not known: it counts as `yes` yes (a probability) and
+    /// `1 − yes` no, so a censored observation moves the rate towards its posterior.
+    pub fn add_share(&mut self, yes: f64) {
+        self.yes = self.yes * self.decay + yes.clamp(0.0, 1.0);
+        self.total = self.total * self.decay + 1.0;
+    }
+
     pub fn value(&self) -> f64 {
         if self.total > 0.0 { self.yes / self.total } else { 0.0 }
     }

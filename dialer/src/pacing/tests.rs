@@ -151,3 +151,58 @@ fn no_agents_no_calls() {
     let a = AgentView::default();
     assert_eq!(p.decide(&input(100.0, &a, &[], HEALTHY, 1000)).dial, 0);
 }
+
+#[test]
+fn late_rings_are_hung_up_only_when_risky_and_never_before_min_ring() {
+    // A campaign near its target (a healthy one may dial, and keep late rings, freely).
+    const NEAR_TARGET: AbandonFigures = AbandonFigures { human: 2000, abandoned: 52 };
+    // Every agent is busy for minutes: a person answering now would be abandoned.
+    let busy = agents(0, &[5.0; 10], &[]);
+    let calls = [ringing(3, 20.0), ringing(3, 10.0)].concat();
+    let mut p = predictive(PacingSettings { min_agents: 1, ..Default::default() });
+    let d = p.decide(&input(100.0, &busy, &calls, NEAR_TARGET, 1000));
+    assert_eq!(d.dial, 0, "{:?}", d.reason);
+    assert_eq!(p.hang_ups(), &[0, 1, 2], "{:?} the three calls ringing 20 s, not the 10 s ones", d.reason);
+
+    // With agents free, the same late rings are welcome.
+    let free = agents(10, &[], &[]);
+    p.decide(&input(100.5, &free, &calls, NEAR_TARGET, 1000));
+    assert!(p.hang_ups().is_empty());
+
+    // A campaign whose calls must ring to the timeout never hangs up.
+    let mut full = predictive(PacingSettings { min_agents: 1, min_ring_s: 25.0, ..Default::default() });
+    full.decide(&input(100.0, &busy, &calls, NEAR_TARGET, 1000));
+    assert!(full.hang_ups().is_empty());
+
+    // Below 15 s is never allowed, whatever the setting says.
+    let mut early = predictive(PacingSettings { min_agents: 1, min_ring_s: 5.0, ..Default::default() });
+    early.decide(&input(100.0, &busy, &calls, NEAR_TARGET, 1000));
+    assert_eq!(early.hang_ups(), &[0, 1, 2]);
+
+    // Other modes never advise it.
+    let mut prog = CampaignPacer::new(PacingSettings { mode: PacingMode::Progressive, ..Default::default() });
+    prog.decide(&input(100.0, &busy, &calls, NEAR_TARGET, 1000));
+    assert!(prog.hang_ups().is_empty());
+}
+
+#[test]
+fn a_hung_up_call_counts_by_its_posterior() {
+    let mut p = predictive(PacingSettings::default());
+    let a = agents(10, &[], &[]);
+    p.decide(&input(100.0, &a, &[], HEALTHY, 1000));
+    let before = p.explain().answer_rate;
+    // Calls hung up after 24 s of ringing were almost all no-answers: the answer rate falls,
+    // but by less than if each had been counted a no-answer.
+    for _ in 0..200 {
+        p.on_outcome(Outcome::HungUp { after_s: 24.0 });
+    }
+    p.decide(&input(101.0, &a, &[], HEALTHY, 1000));
+    let after = p.explain().answer_rate;
+    assert!(after < before && after > 0.0, "{before} -> {after}");
+    let mut q = predictive(PacingSettings::default());
+    for _ in 0..200 {
+        q.on_outcome(Outcome::NoAnswer { after_s: 24.0 });
+    }
+    q.decide(&input(101.0, &a, &[], HEALTHY, 1000));
+    assert!(q.explain().answer_rate <= after);
+}

@@ -122,6 +122,7 @@ impl Store {
                 max_lines_per_agent: settings.max_lines_per_agent,
                 min_agents: settings.min_agents_predictive,
                 power_ratio: settings.power_ratio.max(1.0),
+                min_ring: f64::from(settings.min_ring_s.max(15)),
                 ..ScenarioPacing::default()
             },
         })

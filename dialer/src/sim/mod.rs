@@ -61,6 +61,8 @@ pub struct SeedResult {
     pub occupancy: f64,
     pub abandon_rate: f64,
     pub idle_wait_per_connect_s: f64,
+    /// Late rings hung up on the engine's advice.
+    pub hung_up: u64,
 }
 
 /// The JSON line `pacer simulate --json` prints (BENCHMARKS.md §1).
@@ -94,6 +96,7 @@ pub fn settings_for(s: &Scenario, policy: Policy) -> PacingSettings {
         min_agents: p.min_agents,
         connect_limit_s: s.timing.connect_limit,
         ring_timeout_s: s.timing.no_answer_timeout,
+        min_ring_s: p.min_ring,
         ..PacingSettings::default()
     }
 }
@@ -299,9 +302,10 @@ impl World<'_> {
     fn tick(&mut self) {
         let now = secs(self.now);
         let view = self.acd.view_at(None, Some(now));
-        let calls: Vec<CallInFlight> = self
-            .calls
-            .values()
+        let ids: Vec<u64> = self.calls.keys().copied().collect();
+        let calls: Vec<CallInFlight> = ids
+            .iter()
+            .map(|id| &self.calls[id])
             .map(|c| CallInFlight { age_s: self.now - c.dialled, stage: c.stage, stage_age_s: self.now - c.stage_since })
             .collect();
         let input = PacingInput {
@@ -313,6 +317,15 @@ impl World<'_> {
             trunk_capacity: u32::MAX,
         };
         let d = self.pacer.decide(&input);
+        // Late rings the engine advises hanging up: whatever they would have become, they
+        // end now (a person among them is never reached, and never abandoned).
+        let hang_up: Vec<u64> = self.pacer.hang_ups().iter().map(|&i| ids[i]).collect();
+        for id in hang_up {
+            if let Some(c) = self.calls.remove(&id) {
+                self.r.hung_up += 1;
+                self.pacer.on_outcome(Outcome::HungUp { after_s: self.now - c.dialled });
+            }
+        }
         for _ in 0..d.dial {
             self.dial();
         }

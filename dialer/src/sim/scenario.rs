@@ -104,11 +104,14 @@ pub struct ScenarioPacing {
     pub power_ratio: f64,
     /// Largest dial level of the adaptive baseline.
     pub adaptive_max_level: f64,
+    /// Seconds after which predictive may hang up a ringing call (15 at least; at
+    /// `no_answer_timeout` or more, every call rings out).
+    pub min_ring: f64,
 }
 
 impl Default for ScenarioPacing {
     fn default() -> Self {
-        ScenarioPacing { abandon_target: 0.03, max_lines_per_agent: 5.0, min_agents: 3, power_ratio: 2.0, adaptive_max_level: 3.0 }
+        ScenarioPacing { abandon_target: 0.03, max_lines_per_agent: 5.0, min_agents: 3, power_ratio: 2.0, adaptive_max_level: 3.0, min_ring: 15.0 }
     }
 }
 
@@ -173,6 +176,7 @@ impl Scenario {
         check(pc.max_lines_per_agent >= 1.0, "pacing.max_lines_per_agent", "must be at least 1");
         check(pc.power_ratio >= 1.0, "pacing.power_ratio", "must be at least 1");
         check(pc.adaptive_max_level >= 1.0, "pacing.adaptive_max_level", "must be at least 1");
+        check(pc.min_ring >= 15.0, "pacing.min_ring", "must be at least 15 (seconds a call rings before it may be hung up)");
         p
     }
 
